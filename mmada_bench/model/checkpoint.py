@@ -16,12 +16,15 @@ import hashlib
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from safetensors import SafetensorError, safe_open
 
 from mmada_bench.errors import CheckpointError
-from mmada_bench.model.configuration_mmada import MMaDAConfig
+
+if TYPE_CHECKING:  # imported lazily: MAGVIT-v2 loading must not pull in transformers
+    from mmada_bench.model.configuration_mmada import MMaDAConfig
 
 CONFIG_NAME = "config.json"
 SINGLE_WEIGHTS = "model.safetensors"
@@ -62,6 +65,8 @@ def resolve_dtype(dtype: torch.dtype | str | None, config: MMaDAConfig | None = 
 
 def read_config(path: str | Path) -> MMaDAConfig:
     """Read and check ``config.json`` of a checkpoint folder."""
+    from mmada_bench.model.configuration_mmada import MMaDAConfig
+
     folder = Path(path)
     if not folder.exists():
         raise CheckpointError(f"checkpoint folder not found: {folder}")
@@ -171,6 +176,18 @@ def _read_tensors(file: Path, keys: list[str], device: str) -> Iterator[tuple[st
         yield key, tensor
 
 
+def _assign(model: torch.nn.Module, key: str, value: torch.Tensor) -> None:
+    """Put ``value`` in place of the meta tensor ``key`` (no copy; a per-tensor load_state_dict would
+    walk the whole module tree each time, which dominated load time)."""
+    owner_name, _, attr = key.rpartition(".")
+    owner = model.get_submodule(owner_name)
+    if attr in owner._parameters:
+        old = owner._parameters[attr]
+        owner._parameters[attr] = torch.nn.Parameter(value, requires_grad=old.requires_grad)
+    else:
+        owner._buffers[attr] = value
+
+
 def assign_weights_strict(
     model: torch.nn.Module,
     mapping: dict[str, Path],
@@ -190,7 +207,7 @@ def assign_weights_strict(
     for file, header in headers.items():
         for key, tensor in _read_tensors(file, list(header), read_device):
             converted = tensor.to(device=device, dtype=dtype) if dtype is not None else tensor.to(device)
-            model.load_state_dict({key: converted}, strict=False, assign=True)
+            _assign(model, key, converted)
             del tensor
     state = model.state_dict(keep_vars=True)
     still_meta = [name for name, t in state.items() if t.device.type == "meta"]
@@ -218,13 +235,38 @@ def load_mmada(
     return model.eval()
 
 
-def checkpoint_fingerprint(path: str | Path) -> str:
-    """Cheap identity of a checkpoint: sha256 over config.json, index, and each weight file's header.
+def file_sha256(file: Path) -> str:
+    """sha256 of a file's bytes, remembered per (path, size, mtime) so reruns do not re-read GBs."""
+    import os
 
-    Hashing every byte of a 16 GB checkpoint per run would cost minutes; headers name every tensor with
-    its dtype, shape and byte offsets, and file sizes are included, so any re-save, resize or
-    different shard layout changes the fingerprint. Use ``full=True`` tools elsewhere if byte-exact
-    identity is needed.
+    stat = file.stat()
+    cache_file = Path(os.environ.get("MMADA_BENCH_CACHE", Path.home() / ".cache" / "mmada_bench")) / "sha256.json"
+    key = f"{file.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
+    try:
+        known = json.loads(cache_file.read_text())
+    except (OSError, json.JSONDecodeError):
+        known = {}
+    if key in known:
+        return known[key]
+    with open(file, "rb") as handle:
+        digest = hashlib.file_digest(handle, "sha256").hexdigest()
+    known[key] = digest
+    try:
+        cache_file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache_file.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(known))
+        tmp.replace(cache_file)
+    except OSError:
+        pass  # a read-only home only costs a re-hash next time
+    return digest
+
+
+def checkpoint_fingerprint(path: str | Path, single_names: tuple[str, ...] = (SINGLE_WEIGHTS,)) -> str:
+    """Identity of a checkpoint's content: sha256 over config.json, the shard index and every weight file.
+
+    Results are keyed by it (resume, regression baselines), so it must change when any weight value
+    changes -- a header-only hash would not. Each file's digest is cached by (path, size, mtime), so
+    only the first run on a multi-GB checkpoint pays for reading it.
     """
     folder = Path(path)
     digest = hashlib.sha256()
@@ -233,10 +275,7 @@ def checkpoint_fingerprint(path: str | Path) -> str:
         if file.is_file():
             digest.update(name.encode())
             digest.update(file.read_bytes())
-    for file in sorted(set(weight_files(folder).values())):
+    for file in sorted(set(weight_files(folder, single_names).values())):
         digest.update(file.name.encode())
-        digest.update(str(file.stat().st_size).encode())
-        with open(file, "rb") as handle:
-            size = int.from_bytes(handle.read(8), "little")
-            digest.update(handle.read(min(size, 100_000_000)))
+        digest.update(file_sha256(file).encode())
     return digest.hexdigest()

@@ -327,3 +327,15 @@ class MMaDAModelLM(PreTrainedModel):
 
     def gradient_checkpointing_disable(self) -> None:
         self.model.gradient_checkpointing = False
+
+
+def _register_auto_classes() -> None:
+    """Let transformers' Auto* factories build MMaDA from a local folder (no remote code)."""
+    from transformers import AutoConfig, AutoModel, AutoModelForCausalLM
+
+    AutoConfig.register("mmada", MMaDAConfig, exist_ok=True)
+    AutoModel.register(MMaDAConfig, MMaDAModelLM, exist_ok=True)
+    AutoModelForCausalLM.register(MMaDAConfig, MMaDAModelLM, exist_ok=True)
+
+
+_register_auto_classes()
