@@ -26,4 +26,6 @@ trap 'rm -f "$CONSTRAINT"' EXIT
 echo "torch==$TORCH_VERSION" > "$CONSTRAINT"
 echo "[setup] installing mmada-bench (torch pinned to $TORCH_VERSION)"
 "${PIP[@]}" install -c "$CONSTRAINT" -e ".[dev]"
+# lm-eval 0.4 has no plugin discovery: a one-line .pth registers `--model mmada` lazily.
+"$VENV/bin/python" -m mmada_bench.cli lm-eval install-plugin
 echo "[setup] done: $("$VENV/bin/python" -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())")"

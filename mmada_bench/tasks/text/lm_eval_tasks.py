@@ -1,0 +1,246 @@
+"""Text tasks as lm-eval task folders built on lm-eval's *packaged* configs.
+
+We never restate a prompt, filter or metric: every generated task YAML is an ``include:`` of the
+packaged one (so ``doc_to_text``, ``filter_list``, ``metric_list``, ``process_results`` and few-shot
+rules are lm-eval's), plus -- for offline data -- a ``dataset_path: json`` override pointing at files
+we staged. Group configs (MMLU's stem/humanities/..., Minerva MATH's seven subjects) are the packaged
+ones with their member list narrowed to the subtasks that actually have data, so lm-eval still does
+the size-weighted aggregation itself.
+
+Why stage instead of pointing lm-eval at the user's files: the rows are validated first (one-line
+errors naming file, line and field, before a model is loaded), single-file datasets are split into
+the per-subject configs lm-eval expects (MMLU by ``subject``, MATH by ``type``), and the run works on
+a frozen copy whose hash goes into the results.
+
+Task names are lm-eval's own (``gsm8k``, ``mmlu_anatomy``, ``minerva_math``...), so result files line
+up with published lm-eval results; a folder written here also works with ``lm_eval --include_path``,
+where it overrides the packaged tasks of the same names.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mmada_bench.errors import DataError
+from mmada_bench.tasks.datafiles import Field, Row, file_sha256, find_split_file, read_validated, write_jsonl
+
+
+@cache
+def lm_eval_tasks_dir() -> Path:
+    """``lm_eval/tasks`` of the installed lm-eval, found without importing lm-eval (slow)."""
+    spec = importlib.util.find_spec("lm_eval")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("lm-eval is not installed; text tasks need it (pip install 'lm-eval[math]')")
+    return Path(next(iter(spec.submodule_search_locations))) / "tasks"
+
+
+class _TolerantLoader(yaml.SafeLoader):
+    """Reads packaged YAMLs that contain ``!function`` tags (kept as strings; we only read names)."""
+
+
+_TolerantLoader.add_constructor("!function", lambda loader, node: f"!function {loader.construct_scalar(node)}")
+
+
+def read_packaged_yaml(relative: str) -> dict[str, Any]:
+    path = lm_eval_tasks_dir() / relative
+    with path.open(encoding="utf-8") as handle:
+        return yaml.load(handle, Loader=_TolerantLoader)
+
+
+@dataclass(frozen=True)
+class FunctionRef:
+    """A ``!function module.name`` value in a generated YAML (lm-eval imports it)."""
+
+    qualname: str
+
+
+class _Dumper(yaml.SafeDumper):
+    pass
+
+
+_Dumper.add_representer(FunctionRef, lambda dumper, ref: dumper.represent_scalar("!function", ref.qualname))
+
+
+@dataclass(frozen=True)
+class Subtask:
+    """One lm-eval task of ours: its name, the packaged YAML it includes and the group it sits in."""
+
+    key: str | None
+    name: str
+    packaged: str
+    group: str | None = None
+
+
+@dataclass(frozen=True)
+class GroupDef:
+    """A packaged group config whose member list is rebuilt from the subtasks that have data."""
+
+    name: str
+    packaged: str
+    parent: str | None = None
+
+
+@dataclass
+class PreparedTask:
+    """An lm-eval task folder ready for ``TaskManager(include_path=folder, include_defaults=False)``."""
+
+    include_dir: Path
+    lm_eval_name: str
+    subtasks: list[str]
+    source: str
+    data_files: dict[str, str] = field(default_factory=dict)
+    rows: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class LmEvalTask:
+    """How one registry text task maps onto lm-eval.
+
+    Attributes:
+        lm_eval_name: the task or group name asked of lm-eval.
+        fields: required data columns (validated before staging).
+        eval_split / fewshot_split: split file names under ``--data-dir/<task>/``; ``fewshot_split``
+            None when the packaged config brings its own exemplars (Minerva MATH).
+        fewshot_same_split: few-shot examples come from the evaluated split itself (GPQA has only
+            ``train``); lm-eval then leaves the current question out, so one more row is needed.
+        subtask_of: row -> subtask key, for datasets lm-eval splits into per-subject configs.
+        subtasks: key (or None) -> :class:`Subtask`; ``all_keys`` lists every key (hub mode).
+        groups: packaged groups to rebuild, innermost first.
+        overrides: extra keys for every subtask YAML (used only to fix packaged-config bugs; each
+            one is documented where it is defined).
+    """
+
+    lm_eval_name: str
+    fields: Sequence[Field]
+    eval_split: str
+    fewshot_split: str | None
+    subtask: Callable[[str | None], Subtask]
+    all_keys: Callable[[], list[str | None]] = lambda: [None]
+    subtask_of: Callable[[dict[str, Any]], str] | None = None
+    key_field: str | None = None
+    groups: Sequence[GroupDef] = ()
+    fewshot_same_split: bool = False
+    overrides: dict[str, Any] = field(default_factory=dict)
+
+    # -- staging ------------------------------------------------------------------------------
+    def prepare(self, out_dir: Path, data_dir: Path | None, num_fewshot: int) -> PreparedTask:
+        """Write the task folder under ``out_dir``: local data staged and validated, or hub configs."""
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for old in out_dir.glob("*.yaml"):  # only what we generated: a stale subtask must not linger
+            old.unlink()
+        if (out_dir / "data").is_dir():
+            shutil.rmtree(out_dir / "data")
+        if data_dir is None:
+            subtasks = [self.subtask(key) for key in self.all_keys()]
+            prepared = PreparedTask(out_dir, self.lm_eval_name, [s.name for s in subtasks], source="hub")
+            for sub in subtasks:
+                self._write_subtask(out_dir, sub, None)
+        else:
+            prepared = self._stage_local(out_dir, data_dir, num_fewshot)
+            subtasks = [self.subtask(key) for key in prepared.rows]
+        self._write_groups(out_dir, subtasks)
+        return prepared
+
+    def _stage_local(self, out_dir: Path, data_dir: Path, num_fewshot: int) -> PreparedTask:
+        eval_rows, eval_file = self._read_split(data_dir, self.eval_split, required=True)
+        need_fewshot = num_fewshot > 0 and self.fewshot_split is not None and not self.fewshot_same_split
+        shot_rows, shot_file = self._read_split(data_dir, self.fewshot_split, required=need_fewshot)
+        files = {str(f): file_sha256(f) for f in (eval_file, shot_file) if f is not None}
+        eval_parts = self._partition(eval_rows)
+        shot_parts = self._partition(shot_rows) if shot_rows else {}
+        self._check_fewshot(eval_parts, shot_parts, eval_file, shot_file, num_fewshot)
+        prepared = PreparedTask(out_dir, self.lm_eval_name, [], source="local", data_files=files)
+        for key, rows in eval_parts.items():
+            sub = self.subtask(key)
+            folder = out_dir / "data" / (key or "all")
+            split_files = {self.eval_split: folder / f"{self.eval_split}.jsonl"}
+            write_jsonl(split_files[self.eval_split], [r.data for r in rows])
+            if key in shot_parts and self.fewshot_split != self.eval_split:
+                split_files[self.fewshot_split] = folder / f"{self.fewshot_split}.jsonl"
+                write_jsonl(split_files[self.fewshot_split], [r.data for r in shot_parts[key]])
+            self._write_subtask(out_dir, sub, split_files)
+            prepared.subtasks.append(sub.name)
+            prepared.rows[key] = len(rows)
+        return prepared
+
+    def _read_split(self, data_dir: Path, split: str | None, required: bool) -> tuple[list[Row], Path | None]:
+        if split is None:
+            return [], None
+        path = find_split_file(data_dir, split)
+        if path is None:
+            if required:
+                raise DataError(f"{data_dir / split}.jsonl (or .parquet) not found: the {split!r} split is needed")
+            return [], None
+        return read_validated(path, self.fields), path
+
+    def _partition(self, rows: list[Row]) -> dict[str | None, list[Row]]:
+        parts: dict[str | None, list[Row]] = defaultdict(list)
+        for row in rows:
+            parts[self.subtask_of(row.data) if self.subtask_of else None].append(row)
+        return dict(sorted(parts.items(), key=lambda kv: kv[0] or ""))
+
+    def _check_fewshot(
+        self,
+        eval_parts: dict[str | None, list[Row]],
+        shot_parts: dict[str | None, list[Row]],
+        eval_file: Path,
+        shot_file: Path | None,
+        num_fewshot: int,
+    ) -> None:
+        """Refuse data that cannot give every question ``num_fewshot`` examples (lm-eval would crash late)."""
+        if num_fewshot <= 0 or self.fewshot_split is None:
+            return
+        for key, rows in eval_parts.items():
+            what = f" for {self.key_field} {key!r}" if key is not None else ""
+            if self.fewshot_same_split:
+                if len(rows) < num_fewshot + 1:
+                    raise DataError(
+                        f"{eval_file}: {len(rows)} rows{what}; {num_fewshot}-shot needs at least {num_fewshot + 1} "
+                        "(examples come from the same split) -- add rows or lower --num-fewshot"
+                    )
+                continue
+            have = len(shot_parts.get(key, []))
+            if have < num_fewshot:
+                raise DataError(
+                    f"{shot_file}: {have} {self.fewshot_split!r} rows{what}; {num_fewshot}-shot needs {num_fewshot} "
+                    "-- add rows or lower --num-fewshot"
+                )
+
+    # -- YAML ---------------------------------------------------------------------------------
+    def _write_subtask(self, out_dir: Path, sub: Subtask, split_files: dict[str, Path] | None) -> None:
+        config: dict[str, Any] = {"include": str(lm_eval_tasks_dir() / sub.packaged), "task": sub.name}
+        config.update(self.overrides)
+        if split_files is not None:
+            config["dataset_path"] = "json"
+            config["dataset_name"] = None
+            config["dataset_kwargs"] = {"data_files": {k: str(v.resolve()) for k, v in split_files.items()}}
+        _dump(out_dir / f"{sub.name}.yaml", config)
+
+    def _write_groups(self, out_dir: Path, subtasks: list[Subtask]) -> None:
+        members: dict[str, list[str]] = defaultdict(list)
+        for sub in subtasks:
+            if sub.group:
+                members[sub.group].append(sub.name)
+        for group in self.groups:  # innermost first, so a parent sees its non-empty children
+            if not members.get(group.name):
+                continue
+            config = read_packaged_yaml(group.packaged)
+            config["task"] = members[group.name]
+            _dump(out_dir / f"group_{group.name}.yaml", config)
+            if group.parent:
+                members[group.parent].append(group.name)
+
+
+def _dump(path: Path, config: dict[str, Any]) -> None:
+    header = "# Generated by mmada_bench from lm-eval's packaged config; edits are overwritten.\n"
+    text = yaml.dump(config, Dumper=_Dumper, sort_keys=False, allow_unicode=True)
+    path.write_text(header + text, encoding="utf-8")
