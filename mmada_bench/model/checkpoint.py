@@ -63,6 +63,19 @@ def resolve_dtype(dtype: torch.dtype | str | None, config: MMaDAConfig | None = 
     return _DTYPE_NAMES[name]
 
 
+def read_json_object(file: Path, what: str) -> dict:
+    """A checkpoint's JSON config file as a dict; missing or malformed files fail in one line."""
+    if not file.is_file():
+        raise CheckpointError(f"{file} not found (a {what} folder needs {file.name})")
+    try:
+        raw = json.loads(file.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise CheckpointError(f"{file} is not valid JSON: {exc}") from None
+    if not isinstance(raw, dict):
+        raise CheckpointError(f"{file} must hold a JSON object")
+    return raw
+
+
 def read_config(path: str | Path) -> MMaDAConfig:
     """Read and check ``config.json`` of a checkpoint folder."""
     from mmada_bench.model.configuration_mmada import MMaDAConfig
@@ -73,14 +86,7 @@ def read_config(path: str | Path) -> MMaDAConfig:
     if not folder.is_dir():
         raise CheckpointError(f"checkpoint path is not a folder: {folder}")
     config_file = folder / CONFIG_NAME
-    if not config_file.is_file():
-        raise CheckpointError(f"{config_file} not found (a checkpoint folder needs config.json)")
-    try:
-        raw = json.loads(config_file.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise CheckpointError(f"{config_file} is not valid JSON: {exc}") from None
-    if not isinstance(raw, dict):
-        raise CheckpointError(f"{config_file} must hold a JSON object")
+    raw = read_json_object(config_file, "checkpoint")
     model_type = raw.get("model_type")
     if model_type not in ACCEPTED_MODEL_TYPES:
         raise CheckpointError(

@@ -29,7 +29,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 from mmada_bench.errors import CheckpointError, ConfigError
-from mmada_bench.model.checkpoint import assign_weights_strict, weight_files
+from mmada_bench.model.checkpoint import assign_weights_strict, read_json_object, weight_files
 
 CONFIG_NAME = "config.json"
 WEIGHT_NAMES = ("model.safetensors", "pytorch_model.safetensors")
@@ -509,12 +509,7 @@ def read_magvit_config(folder: Path) -> MAGVITv2Config:
     if not folder.is_dir():
         raise CheckpointError(f"MAGVIT-v2 folder not found: {folder}")
     config_file = folder / CONFIG_NAME
-    if not config_file.is_file():
-        raise CheckpointError(f"{config_file} not found (a MAGVIT-v2 folder needs config.json)")
-    try:
-        raw = json.loads(config_file.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise CheckpointError(f"{config_file} is not valid JSON: {exc}") from None
+    raw = read_json_object(config_file, "MAGVIT-v2")
     try:
         return MAGVITv2Config.from_dict(raw)
     except (ConfigError, TypeError, ValueError) as exc:

@@ -13,23 +13,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-from safetensors.torch import load_file
 
 from mmada_bench.sampling import SamplingStats, generate_text
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """One torch thread: on a small shared CPU, tiny-model ops with 2+ threads stall on each other
-    (this file runs ~15x faster single-threaded). Restored afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-@pytest.fixture(scope="module")
-def golden_text(golden_dir):
-    return load_file(str(golden_dir / "text_generate.safetensors"))
 
 
 @pytest.fixture(scope="module")

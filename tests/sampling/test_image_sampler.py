@@ -23,15 +23,6 @@ from mmada_bench.sampling import (
 )
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """One torch thread: tiny-model ops with 2+ threads stall on a small shared CPU. Restored afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def t2i(golden_dir):
     return load_file(str(golden_dir / "t2i_generate.safetensors"))

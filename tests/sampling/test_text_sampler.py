@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file
 
 from mmada_bench.errors import ConfigError
 from mmada_bench.sampling import SamplingStats, check_text_schedule, generate_text
@@ -20,20 +19,6 @@ from mmada_bench.sampling import SamplingStats, check_text_schedule, generate_te
 MASK = 190
 EOS = 191
 
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """One torch thread: on a small shared CPU, tiny-model ops with 2+ threads stall on each other
-    (this file runs ~15x faster single-threaded). Restored afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-@pytest.fixture(scope="module")
-def golden_text(golden_dir):
-    return load_file(str(golden_dir / "text_generate.safetensors"))
 
 
 def _case_inputs(golden_text, name):
