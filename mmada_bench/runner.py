@@ -89,13 +89,25 @@ def sampler_overrides(assignments: dict[str, str], task: str) -> dict[str, str]:
     return out
 
 
+def task_settings(spec: TaskSpec, assignments: dict[str, str]) -> TextSettings:
+    """The settings a task runs with: package defaults, then the task's, then the user's overrides."""
+    return TextSettings().updated(spec.sampler).updated(sampler_overrides(assignments, spec.name))
+
+
 def check_sampler(assignments: dict[str, str], tasks: list[str]) -> None:
-    """Refuse unknown settings, ill-typed values and ``task.`` prefixes naming tasks not in the run."""
+    """Refuse, before any work, unknown settings, ill-typed values, ``task.`` prefixes naming tasks not
+    in the run, and generation schedules the sampler cannot run (e.g. gen_length % block_length)."""
+    from mmada_bench.sampling import check_text_schedule
+
     for key in assignments:
         if "." in key and key.split(".", 1)[0] not in tasks:
             raise ConfigError(f"--sampler {key}: {key.split('.', 1)[0]!r} is not one of the tasks of this run")
-    for task in tasks:
-        TextSettings().updated(sampler_overrides(assignments, task))
+    for spec in resolve_tasks(tasks):
+        settings = task_settings(spec, assignments)
+        try:
+            check_text_schedule(settings.gen_length, settings.steps, settings.block_length)
+        except ConfigError as exc:
+            raise ConfigError(f"task {spec.name}: {exc}") from None
 
 
 def _quiet_third_party() -> None:
@@ -217,7 +229,7 @@ def _run_task(
 
     from mmada_bench.adapters.lm_eval_bridge import MMaDALM
 
-    settings = TextSettings().updated(spec.sampler).updated(sampler_overrides(config.sampler, spec.name))
+    settings = task_settings(spec, config.sampler)
     shots = spec.num_fewshot if config.num_fewshot is None else config.num_fewshot
     lm = MMaDALM(
         adapter=adapter, seed=seeds["adapter"], store=log, batch_size=config.batch_size,

@@ -134,3 +134,18 @@ def test_accelerate_launch_shards_requests_and_merges_results(tmp_path, tiny_pat
     ref_rows = [json.loads(x) for x in (tmp_path / "single" / "samples" / "mmlu.jsonl").read_text().splitlines()]
     assert [tuple(r[k] for k in key) + (r["predictions"]["none"],) for r in rows] == \
         [tuple(r[k] for k in key) + (r["predictions"]["none"],) for r in ref_rows]
+
+
+def test_bad_generation_schedule_is_refused_before_any_work(tmp_path, capsys):
+    """gen_length % block_length != 0 must fail up front (no model load, nothing written)."""
+    from mmada_bench.cli import main
+
+    out = tmp_path / "run"
+    code = main(["run", "--model", "tiny", "--tasks", "gsm8k", "--sample-data", "--output", str(out),
+                 "--sampler", "gen_length=30,steps=7,block_length=8"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert err.splitlines() == [err]
+    assert "task gsm8k: gen_length=30 is not a multiple of block_length=8" in err
+    assert "nearest valid block_length is 6 or 10" in err
+    assert not out.exists()
