@@ -276,6 +276,7 @@ class MMaDAModelLM(PreTrainedModel):
         past_key_values: KVCache | None = None,
         cache_start: int = 0,
         use_cache: bool = False,
+        logits_range: tuple[int, int] | None = None,
         **unused: object,
     ) -> MMaDAOutput:
         """Logits for ``input_ids``.
@@ -290,6 +291,9 @@ class MMaDAModelLM(PreTrainedModel):
                 segment's own keys replace the cached ones at its positions; every other position
                 uses the cached keys -- exact when those positions did not change since caching.
             use_cache: return the (spliced) full-sequence cache in ``past_key_values``.
+            logits_range: ``(start, end)`` within ``input_ids``: apply the final norm and the output
+                head only there (``logits`` is then (B, end - start, V)). The head is the widest
+                matmul of the model, and samplers need logits for the current block only.
         """
         if unused.get("labels") is not None:
             raise ValueError("MMaDAModelLM does not compute losses in forward; use mmada_bench.train.losses")
@@ -314,6 +318,8 @@ class MMaDAModelLM(PreTrainedModel):
                 x, kv = block(x, bias, cache_start, layer_cache)
             if use_cache:
                 new_cache.append(kv)
+        if logits_range is not None:
+            x = x[:, logits_range[0] : logits_range[1]]
         logits = transformer["ff_out"](transformer["ln_f"](x))
         if self.config.scale_logits:
             logits = logits * (1.0 / math.sqrt(self.config.d_model))

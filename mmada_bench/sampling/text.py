@@ -110,11 +110,14 @@ class _Forward:
     def full(self, x: torch.Tensor, start: int, end: int, keep_cache: bool) -> torch.Tensor:
         """Whole-sequence forward (refreshing the cache if asked); logits of ``[start, end)``."""
         ids, mask = self._batch(x)
-        out = self.model(ids, attention_mask=mask, use_cache=keep_cache)
+        if not keep_cache:  # exact mode: the reference's full-width logits, sliced afterwards
+            out = self.model(ids, attention_mask=mask)
+            self.record.nfe += 1
+            return self._guide(out.logits[:, start:end])
+        out = self.model(ids, attention_mask=mask, use_cache=True, logits_range=(start, end))
         self.record.nfe += 1
-        if keep_cache:
-            self.cache = out.past_key_values
-        return self._guide(out.logits[:, start:end])
+        self.cache = out.past_key_values
+        return self._guide(out.logits)
 
     def segment(self, x: torch.Tensor, start: int, end: int, block_end: int) -> torch.Tensor:
         """Forward of positions ``[start, end)`` against the cache; logits of ``[start, block_end)``.
@@ -126,9 +129,10 @@ class _Forward:
         if self.cfg_scale > 0:
             seg = torch.cat([seg, seg], dim=0)
         mask = self.mask if self.mask is None or self.cfg_scale <= 0 else torch.cat([self.mask, self.mask], dim=0)
-        out = self.model(seg, attention_mask=mask, past_key_values=self.cache, cache_start=start)
+        out = self.model(seg, attention_mask=mask, past_key_values=self.cache, cache_start=start,
+                         logits_range=(0, block_end - start))
         self.record.nfe += 1
-        return self._guide(out.logits[:, : block_end - start])
+        return self._guide(out.logits)
 
 
 def _check_options(

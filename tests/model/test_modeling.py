@@ -159,3 +159,12 @@ def test_auto_classes_know_mmada(golden_dir):
     config = AutoConfig.from_pretrained(golden_dir / "mmada_tiny")
     assert type(config).__name__ == "MMaDAConfig"
     assert config.image_offset == 200 and config.mask_token_id == 190
+
+
+def test_logits_range_equals_the_slice_of_full_logits(golden_model, golden_forward):
+    ids, mask = golden_forward["input_ids"], golden_forward["attention_mask"]
+    with torch.no_grad():
+        full = golden_model(ids, attention_mask=mask).logits
+        part = golden_model(ids, attention_mask=mask, logits_range=(8, 16)).logits
+    assert part.shape == (2, 8, full.shape[-1])
+    assert torch.allclose(part, full[:, 8:16], atol=1e-6)
