@@ -60,6 +60,13 @@ def load_model(
     )
 
 
+def with_single_bos(ids: list[int], bos: int) -> list[int]:
+    """Exactly one leading BOS (``mmada_bench.model.prompting.with_single_bos``)."""
+    from mmada_bench.model.prompting import with_single_bos as single
+
+    return single(ids, bos)
+
+
 def chat_prompt(user_text: str, bos_token: str, cot: bool) -> str:
     """One user turn in MMaDA's text-generation chat template (spec §3.3), optionally with CoT."""
     from mmada_bench.model.prompting import apply_text_chat_template, with_cot

@@ -127,10 +127,7 @@ class MMaDAAdapter(Adapter):
         return list(self.tokenizer(text, add_special_tokens=False)["input_ids"]) if text else []
 
     def _with_bos(self, ids: list[int]) -> list[int]:
-        start = 0
-        while start < len(ids) and ids[start] == self.special.bos:
-            start += 1
-        return [self.special.bos, *ids[start:]]
+        return loading.with_single_bos(ids, self.special.bos)
 
     def _logits(self, ids: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
         return self.model(ids, attention_mask=attention_mask).logits

@@ -194,6 +194,18 @@ def with_cot(question: str, separator: str = "\n") -> str:
     return f"{COT_INSTRUCTION}{separator}{question}"
 
 
+def with_single_bos(ids: Sequence[int], bos: int) -> list[int]:
+    """``ids`` starting with exactly one BOS, the reference's rule for every text segment.
+
+    A tokenizer that prepends BOS regardless of ``add_special_tokens``, applied to a text that already
+    starts with the BOS string (a chat template), would give two: any leading run collapses to one.
+    """
+    start = 0
+    while start < len(ids) and ids[start] == bos:
+        start += 1
+    return [bos, *ids[start:]]
+
+
 def apply_text_chat_template(messages: Sequence[Mapping[str, str]], bos_token: str) -> str:
     """The text-generation chat format of ``generate.py`` / ``app.py`` (not the LLaDA tokenizer's).
 
@@ -334,16 +346,7 @@ class MMaDAPrompting:
         if not texts:
             return []
         encoded = self.tokenizer(texts, add_special_tokens=False)["input_ids"]
-        bos = self.special.bos
-        rows = []
-        for ids in encoded:
-            # A tokenizer that prepends BOS regardless of ``add_special_tokens``, applied to a text that
-            # already starts with the BOS string, would give two: keep a single one.
-            start = 0
-            while start < len(ids) and ids[start] == bos:
-                start += 1
-            rows.append([bos, *ids[start:]])
-        return rows
+        return [with_single_bos(ids, self.special.bos) for ids in encoded]
 
     def image_ids(self, image_codes: torch.Tensor | Sequence[Sequence[int]]) -> torch.Tensor:
         """(B, N) codebook indices -> vocabulary ids (``image_offset + code``)."""
