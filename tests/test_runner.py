@@ -19,16 +19,10 @@ from pathlib import Path
 import pytest
 
 from mmada_bench.cli import main
+from mmada_bench.results.reader import RunFolder, find_entry
 
 ARGS = ["--tasks", "gsm8k", "--sample-data", "--batch-size", "1", "--num-fewshot", "1", "--no-progress",
         "--sampler", "gen_length=32,steps=16,block_length=16", "--bootstrap-iters", "100"]
-
-
-@pytest.fixture(scope="module")
-def tiny_path(tmp_path_factory):
-    from mmada_bench.model.presets import materialize_preset
-
-    return materialize_preset("tiny", root=tmp_path_factory.getbasetemp() / "presets")
 
 
 def _env(tmp: Path) -> dict[str, str]:
@@ -96,15 +90,15 @@ def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path, tiny_path):
     records = [json.loads(line) for line in after.decode().splitlines() if line.strip()]
     assert len(records) == len({r["key"] for r in records}) == 6  # nothing finished was recomputed
     results = json.loads((killed_dir / "results.json").read_text())
-    assert results["tasks"]["gsm8k"]["cost"]["requests_from_log"] == finished
+    assert find_entry(results, "gsm8k")["cost"]["requests_from_log"] == finished
 
     # The uninterrupted reference runs in this process (same code path minus the interpreter start-up).
     stdout = _run_in_process(env, ["run", "--model", str(tiny_path), "--output", str(clean_dir), *ARGS])
     reference = json.loads((clean_dir / "results.json").read_text())
-    assert results["tasks"]["gsm8k"]["metrics"] == reference["tasks"]["gsm8k"]["metrics"]
-    assert "exact_match,strict-match" in results["tasks"]["gsm8k"]["metrics"]
-    samples = [json.loads(x) for x in (killed_dir / "samples" / "gsm8k.jsonl").read_text().splitlines()]
-    clean_samples = [json.loads(x) for x in (clean_dir / "samples" / "gsm8k.jsonl").read_text().splitlines()]
+    assert find_entry(results, "gsm8k")["metrics"] == find_entry(reference, "gsm8k")["metrics"]
+    assert "exact_match,strict-match" in find_entry(results, "gsm8k")["metrics"]
+    samples = RunFolder.open(killed_dir).samples("gsm8k")
+    clean_samples = RunFolder.open(clean_dir).samples("gsm8k")
     assert _comparable(samples) == _comparable(clean_samples)
     clean_answers = {json.loads(x)["key"]: json.loads(x)["answer"]
                      for x in (clean_dir / "requests" / "rank0.jsonl").read_text().splitlines()}
@@ -125,13 +119,13 @@ def test_accelerate_launch_shards_requests_and_merges_results(tmp_path, tiny_pat
     assert sorted(logs) == ["rank0.jsonl", "rank1.jsonl"] and all(n > 0 for n in logs.values())
     assert sharded.stdout.count("results for") == 1  # only rank 0 reports
     _run_in_process(env, ["run", "--model", str(tiny_path), "--output", str(tmp_path / "single"), *args])
-    merged = json.loads((tmp_path / "sharded" / "results.json").read_text())["tasks"]["mmlu"]
-    reference = json.loads((tmp_path / "single" / "results.json").read_text())["tasks"]["mmlu"]
+    merged = find_entry(json.loads((tmp_path / "sharded" / "results.json").read_text()), "mmlu")
+    reference = find_entry(json.loads((tmp_path / "single" / "results.json").read_text()), "mmlu")
     assert merged["n_samples"] == reference["n_samples"] == 8
     assert merged["metrics"]["acc,none"]["value"] == reference["metrics"]["acc,none"]["value"]
     key = ("subtask", "doc_id")
-    rows = [json.loads(x) for x in (tmp_path / "sharded" / "samples" / "mmlu.jsonl").read_text().splitlines()]
-    ref_rows = [json.loads(x) for x in (tmp_path / "single" / "samples" / "mmlu.jsonl").read_text().splitlines()]
+    rows = RunFolder.open(tmp_path / "sharded").samples("mmlu")
+    ref_rows = RunFolder.open(tmp_path / "single").samples("mmlu")
     assert [tuple(r[k] for k in key) + (r["predictions"]["none"],) for r in rows] == \
         [tuple(r[k] for k in key) + (r["predictions"]["none"],) for r in ref_rows]
 

@@ -1,7 +1,6 @@
 """The model under test, as tasks see it: requests, results, settings, and the MMaDA adapter.
 
-Exports are resolved lazily so that importing this package (e.g. from the lm-eval plugin hook or the
-CLI parser) does not import torch.
+Exports are resolved lazily so that importing this package (e.g. from the CLI parser) does not import torch.
 """
 
 from __future__ import annotations
@@ -21,9 +20,9 @@ _EXPORTS = {
     "TextResult": "mmada_bench.adapters.base",
     "ImageSettings": "mmada_bench.adapters.settings",
     "TextSettings": "mmada_bench.adapters.settings",
+    "UnderstandingSettings": "mmada_bench.adapters.settings",
     "MMaDAAdapter": "mmada_bench.adapters.mmada",
     "FixedAnswerAdapter": "mmada_bench.adapters.fixed",
-    "MMaDALM": "mmada_bench.adapters.lm_eval_bridge",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -9,21 +9,15 @@ uninterrupted one.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from mmada_bench.adapters.settings import ImageSettings, TextSettings
+from mmada_bench.adapters.settings import ImageSettings, TextSettings, UnderstandingSettings
+from mmada_bench.errors import ConfigError
 
 #: Capability names, as used by tasks to say what they need.
 CAPABILITIES = ("loglikelihood", "loglikelihood_rolling", "generate_text", "answer_about_image", "generate_images")
-
-
-def derive_seed(base_seed: int, *parts: Any) -> int:
-    """A 63-bit seed from a base seed and request content (stable across processes and runs)."""
-    digest = hashlib.sha256(repr((base_seed, *parts)).encode("utf-8")).digest()
-    return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
 
 
 @dataclass
@@ -32,13 +26,22 @@ class Cost:
 
     For a batched call, ``nfe`` is the number of forward passes of the batch (each request went
     through all of them) and ``seconds`` is the batch's wall time divided evenly among its requests.
+    ``tokens`` counts the tokens the sampler actually decoded for the request (an early stop that
+    fills the tail with EOS decodes fewer than ``gen_length``); requests that share one forward pass
+    (choices of one question) charge it once, to the first of them.
     """
 
     nfe: int = 0
     tokens: int = 0
     seconds: float = 0.0
 
+    @property
+    def tokens_per_forward(self) -> float:
+        """TPF = decoded tokens / forward passes, as the diffusion-LLM leaderboards report it."""
+        return self.tokens / self.nfe if self.nfe else 0.0
+
     def add(self, other: Cost) -> Cost:
+        """Accumulate in place (returns self, so totals can be folded)."""
         self.nfe += other.nfe
         self.tokens += other.tokens
         self.seconds += other.seconds
@@ -104,8 +107,12 @@ class ImageResult:
     cost: Cost = field(default_factory=Cost)
 
 
-class CapabilityError(NotImplementedError):
-    """The adapter cannot do what a task asks (e.g. a text-only model asked for images)."""
+class CapabilityError(ConfigError):
+    """The adapter cannot do what a task asks (e.g. a text-only model asked for images).
+
+    A user error, found before the run starts: the runner checks each task's needs against the
+    adapter's capabilities and refuses the run in one line.
+    """
 
 
 class Adapter:
@@ -146,7 +153,7 @@ class Adapter:
     def generate_text(self, requests: Sequence[TextRequest], settings: TextSettings) -> list[TextResult]:
         raise CapabilityError(f"{type(self).__name__} cannot generate text")
 
-    def answer_about_image(self, requests: Sequence[ImageQuestion], settings: TextSettings) -> list[TextResult]:
+    def answer_about_image(self, requests: Sequence[ImageQuestion], settings: UnderstandingSettings) -> list[TextResult]:
         raise CapabilityError(f"{type(self).__name__} cannot answer questions about images")
 
     def generate_images(self, requests: Sequence[ImageRequest], settings: ImageSettings) -> list[ImageResult]:

@@ -20,7 +20,6 @@ from typing import Any
 
 import torch
 
-from mmada_bench.adapters import loading
 from mmada_bench.adapters.base import (
     Adapter,
     Cost,
@@ -33,9 +32,19 @@ from mmada_bench.adapters.base import (
     TextResult,
     apply_until,
 )
-from mmada_bench.adapters.mc_loglikelihood import mc_loglikelihood, single_token_logprobs
-from mmada_bench.adapters.settings import ImageSettings, TextSettings
+from mmada_bench.adapters.settings import (
+    GenerationSettings,
+    ImageSettings,
+    TextSettings,
+    UnderstandingSettings,
+)
 from mmada_bench.errors import ConfigError
+from mmada_bench.model import image_processing
+from mmada_bench.model.loading import ModelBundle, load_bundle
+from mmada_bench.model.padding import left_pad
+from mmada_bench.model.prompting import MMaDAPrompting, apply_text_chat_template, with_cot, with_single_bos
+from mmada_bench.sampling import SamplingStats, check_text_schedule, generate_image, generate_text
+from mmada_bench.sampling.likelihood import mc_loglikelihood, single_token_logprob_rows
 
 
 def resolve_device(device: str | None) -> str:
@@ -59,7 +68,7 @@ class MMaDAAdapter(Adapter):
 
     def __init__(
         self,
-        loaded: loading.LoadedModel,
+        bundle: ModelBundle,
         *,
         batch_size: int = 8,
         dtype: str = "float32",
@@ -67,10 +76,10 @@ class MMaDAAdapter(Adapter):
     ) -> None:
         if batch_size < 1:
             raise ConfigError(f"batch size must be >= 1, got {batch_size}")
-        self.loaded = loaded
-        self.model = loaded.model
-        self.tokenizer = loaded.tokenizer
-        self.special = loaded.special
+        self.bundle = bundle
+        self.model = bundle.model
+        self.tokenizer = bundle.tokenizer
+        self.special = bundle.special_tokens
         self.batch_size = batch_size
         self.dtype = dtype
         self.label = label
@@ -88,33 +97,31 @@ class MMaDAAdapter(Adapter):
         vq_model: str | None = None,
         tokenizer: str | None = None,
     ) -> MMaDAAdapter:
-        loaded = loading.load_model(
-            model, dtype=dtype, device=resolve_device(device), vq_model=vq_model, tokenizer=tokenizer
-        )
-        return cls(loaded, batch_size=batch_size, dtype=dtype, label=label)
+        bundle = load_bundle(model, dtype=dtype, device=resolve_device(device), vq_model=vq_model, tokenizer=tokenizer)
+        return cls(bundle, batch_size=batch_size, dtype=dtype, label=label)
 
     # -- identity ------------------------------------------------------------------------------
     def identity(self) -> dict[str, Any]:
         return {
             "adapter": "mmada",
-            "checkpoint_fingerprint": self.loaded.fingerprint,
+            "checkpoint_fingerprint": self.bundle.fingerprint,
             "dtype": str(self.dtype),
         }
 
     def describe(self) -> dict[str, Any]:
-        config = self.loaded.config
+        config = self.bundle.config
         return {
             **self.identity(),
             "label": self.label,
-            "model": self.loaded.name_or_path,
-            "path": str(self.loaded.path),
-            "device": str(self.loaded.device),
+            "model": self.bundle.name_or_path,
+            "path": str(self.bundle.path),
+            "device": str(self.bundle.device),
             "num_parameters": sum(p.numel() for p in self.model.parameters()),
             "n_layers": config.n_layers,
             "d_model": config.d_model,
             "vocab_size": config.vocab_size,
             "tokenizer_size": len(self.tokenizer),
-            "image_tokenizer": self.loaded.vq_model is not None,
+            "image_tokenizer": self.bundle.vq_model is not None,
             "special_tokens": self.special.as_dict(),
             "batch_size": self.batch_size,
         }
@@ -122,12 +129,17 @@ class MMaDAAdapter(Adapter):
     def preferred_batch_size(self) -> int:
         return self.batch_size
 
+    def capabilities(self) -> tuple[str, ...]:
+        """Image understanding and generation need the MAGVIT-v2 image tokenizer."""
+        image = ("answer_about_image", "generate_images")
+        return tuple(c for c in super().capabilities() if self.bundle.vq_model is not None or c not in image)
+
     # -- tokens --------------------------------------------------------------------------------
     def _encode(self, text: str) -> list[int]:
         return list(self.tokenizer(text, add_special_tokens=False)["input_ids"]) if text else []
 
     def _with_bos(self, ids: list[int]) -> list[int]:
-        return loading.with_single_bos(ids, self.special.bos)
+        return with_single_bos(ids, self.special.bos)
 
     def _logits(self, ids: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
         return self.model(ids, attention_mask=attention_mask).logits
@@ -154,14 +166,15 @@ class MMaDAAdapter(Adapter):
     def render_prompt(self, prompt: str, settings: TextSettings) -> list[int]:
         """Prompt ids: optionally wrapped in MMaDA's chat template, exactly one BOS first."""
         if settings.chat:
-            prompt = loading.chat_prompt(prompt, self.tokenizer.bos_token, settings.cot)
+            content = with_cot(prompt) if settings.cot else prompt
+            prompt = apply_text_chat_template([{"role": "user", "content": content}], self.tokenizer.bos_token)
         return self._with_bos(self._encode(prompt))
 
     # -- log-likelihood ------------------------------------------------------------------------
     def loglikelihood(
         self, requests: Sequence[LoglikelihoodRequest], settings: TextSettings
     ) -> list[LoglikelihoodResult]:
-        device = self.loaded.device
+        device = self.bundle.device
         results: list[LoglikelihoodResult | None] = [None] * len(requests)
         single: list[tuple[int, list[int], int]] = []
         for index, request in enumerate(requests):
@@ -177,18 +190,29 @@ class MMaDAAdapter(Adapter):
                 mc_batch=settings.mc_batch, cfg=settings.cfg, generator=generator, device=device,
             )
             results[index] = LoglikelihoodResult(value, False, Cost(forwards, 0, time.perf_counter() - start))
+        # Requests that share a prefix (the choices of one question) share one forward pass: the row
+        # "prefix + [MASK]" gives every candidate's exact log-probability at once.
+        prefixes: dict[tuple[int, ...], list[tuple[int, int]]] = {}
+        for index, prefix, target in single:
+            prefixes.setdefault(tuple(prefix), []).append((index, target))
         rows_per_item = 2 if settings.cfg > 0 else 1
         chunk = max(1, self.batch_size // rows_per_item)
-        for offset in range(0, len(single), chunk):
-            part = single[offset : offset + chunk]
+        unique = list(prefixes.items())
+        for offset in range(0, len(unique), chunk):
+            part = unique[offset : offset + chunk]
             start = time.perf_counter()
-            scores = single_token_logprobs(
-                self._logits, [(prefix, target) for _, prefix, target in part], mask_id=self.special.mask,
+            logp = single_token_logprob_rows(
+                self._logits, [list(prefix) for prefix, _ in part], mask_id=self.special.mask,
                 pad_id=self.special.eos, cfg=settings.cfg, device=device,
             )
-            share = (time.perf_counter() - start) / len(part)
-            for (index, _, _), (value, greedy) in zip(part, scores, strict=True):
-                results[index] = LoglikelihoodResult(value, greedy, Cost(1, 0, share))
+            members = sum(len(m) for _, m in part)
+            share = (time.perf_counter() - start) / members
+            for row, (_, requested) in enumerate(part):
+                best = int(logp[row].argmax())
+                for position, (index, target) in enumerate(requested):
+                    results[index] = LoglikelihoodResult(
+                        float(logp[row, target]), best == target, Cost(1 if position == 0 else 0, 0, share)
+                    )
         return [r for r in results if r is not None]
 
     def loglikelihood_rolling(
@@ -208,7 +232,7 @@ class MMaDAAdapter(Adapter):
                 start = time.perf_counter()
                 value, forwards = mc_loglikelihood(
                     self._logits, prefix, target, mask_id=self.special.mask, mc_num=settings.mc_num,
-                    mc_batch=settings.mc_batch, cfg=settings.cfg, generator=generator, device=self.loaded.device,
+                    mc_batch=settings.mc_batch, cfg=settings.cfg, generator=generator, device=self.bundle.device,
                 )
                 total += value
                 cost.add(Cost(forwards, 0, time.perf_counter() - start))
@@ -220,15 +244,6 @@ class MMaDAAdapter(Adapter):
         size = self.batch_size if settings_deterministic else 1
         return [range(i, min(i + size, n)) for i in range(0, n, size)]
 
-    def _left_pad(self, rows: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
-        width = max(len(r) for r in rows)
-        ids = torch.full((len(rows), width), self.special.eos, dtype=torch.long)
-        mask = torch.zeros((len(rows), width), dtype=torch.long)
-        for i, row in enumerate(rows):
-            ids[i, width - len(row) :] = torch.tensor(row, dtype=torch.long)
-            mask[i, width - len(row) :] = 1
-        return ids, mask
-
     def _decode(self, generated: list[int]) -> str:
         """Text up to the first EOS / ``<|eot_id|>`` (what follows is padding), special tokens dropped."""
         for position, token in enumerate(generated):
@@ -238,26 +253,25 @@ class MMaDAAdapter(Adapter):
         return self.tokenizer.decode(generated, skip_special_tokens=True)
 
     def _sample_text(
-        self, rows: list[list[int]], settings: TextSettings, seed: int | None
+        self, rows: list[list[int]], settings: GenerationSettings, seed: int | None
     ) -> tuple[list[str], Cost]:
         """One sampler call over left-padded ``rows``; returns decoded generations and per-row cost."""
-        sampling = loading.samplers()
-        ids, mask = self._left_pad(rows)
-        stats = sampling.SamplingStats()
+        ids, mask = left_pad(rows, self.special.eos)
+        stats = SamplingStats()
         generator = None
         if not settings.deterministic:
-            generator = torch.Generator(device=self.loaded.device).manual_seed(seed or 0)
-        out = sampling.generate_text(
+            generator = torch.Generator(device=self.bundle.device).manual_seed(seed or 0)
+        out = generate_text(
             self.model, ids, attention_mask=mask, gen_length=settings.gen_length, steps=settings.steps,
             block_length=settings.block_length, temperature=settings.temperature, cfg_scale=settings.cfg_scale,
             remasking=settings.remasking, generator=generator, mask_id=self.special.mask, eos_id=self.special.eos,
             cache=settings.cache, threshold=settings.threshold, stop_at_eos=settings.stop_at_eos, stats=stats,
         )
         texts = [self._decode(row) for row in out[:, ids.shape[1] :].tolist()]
-        return texts, Cost(stats.nfe, settings.gen_length, stats.seconds / len(rows))
+        return texts, Cost(stats.nfe, stats.decoded_tokens // len(rows), stats.seconds / len(rows))
 
     def generate_text(self, requests: Sequence[TextRequest], settings: TextSettings) -> list[TextResult]:
-        loading.samplers().check_text_schedule(settings.gen_length, settings.steps, settings.block_length)
+        check_text_schedule(settings.gen_length, settings.steps, settings.block_length)
         budget = settings.max_length - settings.gen_length
         if budget < 1:
             raise ConfigError(f"max_length={settings.max_length} leaves no room for a prompt before gen_length")
@@ -274,28 +288,29 @@ class MMaDAAdapter(Adapter):
         if override:
             return override
         vq = self._vq()
-        side = math.isqrt(int(self.loaded.config.num_vq_tokens))
+        side = math.isqrt(int(self.bundle.config.num_vq_tokens))
         return side * vq.config.downsample_factor
 
     def _vq(self) -> Any:
-        if self.loaded.vq_model is None:
-            raise ConfigError(f"{self.loaded.path} has no image tokenizer (vq_model/); image tasks need one")
-        return self.loaded.vq_model
+        if self.bundle.vq_model is None:
+            raise ConfigError(f"{self.bundle.path} has no image tokenizer (vq_model/); image tasks need one")
+        return self.bundle.vq_model
 
-    def answer_about_image(self, requests: Sequence[ImageQuestion], settings: TextSettings) -> list[TextResult]:
+    def answer_about_image(
+        self, requests: Sequence[ImageQuestion], settings: UnderstandingSettings
+    ) -> list[TextResult]:
         """MMU: image -> MAGVIT-v2 codes -> ``<|mmu|><|soi|>codes<|eoi|>BOS`` + chat question -> text."""
-        loading.samplers().check_text_schedule(settings.gen_length, settings.steps, settings.block_length)
-        images = loading.image_processing()
+        check_text_schedule(settings.gen_length, settings.steps, settings.block_length)
         vq = self._vq()
         resolution = self._image_resolution()
-        builder = loading.prompting(self.loaded, max_text_len=max(2, settings.max_length))
+        builder = MMaDAPrompting.from_config(self.tokenizer, self.bundle.config, max(2, settings.max_length))
         results: list[TextResult] = []
         for batch in self._batches(len(requests), settings.deterministic):
             items = [requests[i] for i in batch]
             with torch.inference_mode():
-                pixels = images.preprocess_images([_as_image(item.image) for item in items], resolution)
-                codes = vq.encode(pixels.to(self.loaded.device))
-            questions = [loading.chat_cot(item.question) if settings.cot else item.question for item in items]
+                pixels = image_processing.preprocess_images([_as_image(item.image) for item in items], resolution)
+                codes = vq.encode(pixels.to(self.bundle.device))
+            questions = [with_cot(item.question) if settings.cot else item.question for item in items]
             prompt = builder.mmu_gen(codes.cpu(), questions)
             rows = [row[m.bool()].tolist() for row, m in zip(prompt.input_ids, prompt.attention_mask, strict=True)]
             texts, cost = self._sample_text(rows, settings, items[0].seed)
@@ -305,25 +320,23 @@ class MMaDAAdapter(Adapter):
 
     def generate_images(self, requests: Sequence[ImageRequest], settings: ImageSettings) -> list[ImageResult]:
         """T2I: MaskGIT decoding of ``t2i_gen`` prompts (with CFG against the empty prompt), then MAGVIT-v2."""
-        sampling = loading.samplers()
-        images = loading.image_processing()
         vq = self._vq()
         side = self._image_resolution(settings.resolution) // vq.config.downsample_factor
         tokens = side * side
-        builder = loading.prompting(self.loaded, max_text_len=settings.max_text_len)
+        builder = MMaDAPrompting.from_config(self.tokenizer, self.bundle.config, settings.max_text_len)
         results = []
         for request in requests:  # one call per request: each image's noise comes from its own seed
             cond = builder.t2i_gen([request.prompt], tokens)
             uncond = builder.t2i_gen([""], tokens) if settings.guidance_scale > 0 else None
-            stats = sampling.SamplingStats()
-            generator = torch.Generator(device=self.loaded.device).manual_seed(request.seed)
-            codes = sampling.generate_image(
+            stats = SamplingStats()
+            generator = torch.Generator(device=self.bundle.device).manual_seed(request.seed)
+            codes = generate_image(
                 self.model, cond.input_ids, uncond.input_ids if uncond else None, cond.attention_mask,
                 uncond.attention_mask if uncond else None, timesteps=settings.timesteps,
                 guidance_scale=settings.guidance_scale, temperature=settings.temperature, schedule=settings.schedule,
                 generator=generator, num_image_tokens=tokens, mask_id=self.special.mask, stats=stats,
             )
             with torch.inference_mode():
-                picture = images.postprocess_images(vq.decode(codes, (side, side)).float().cpu())[0]
+                picture = image_processing.postprocess_images(vq.decode(codes, (side, side)).float().cpu())[0]
             results.append(ImageResult(picture, Cost(stats.nfe, tokens, stats.seconds)))
         return results

@@ -8,9 +8,10 @@ is not a known field is refused instead of silently ignored.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields, replace
-from typing import Any
+from typing import Any, TypeVar
 
 from mmada_bench.errors import ConfigError
 
@@ -18,9 +19,53 @@ REMASKING = ("low_confidence", "random")
 CACHE_MODES = (None, "prefix", "dual")
 
 
+def _positive_ints(settings: Any, names: tuple[str, ...]) -> None:
+    for name in names:
+        value = getattr(settings, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            raise ConfigError(f"sampler setting {name} must be a positive integer, got {value!r}")
+
+
+def _finite(settings: Any, names: tuple[str, ...]) -> None:
+    for name in names:
+        value = getattr(settings, name)
+        if value is not None and not math.isfinite(value):
+            raise ConfigError(f"sampler setting {name} must be a finite number, got {value!r}")
+
+
+_S = TypeVar("_S", bound="Settings")
+
+
+class Settings:
+    """What every settings record offers the harness: a dict for results and keys, typed overrides."""
+
+    #: modality the settings drive (``text`` | ``mmu`` | ``t2i``), for messages and listings.
+    MODALITY = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)  # type: ignore[call-overload]
+
+    def key_dict(self) -> dict[str, Any]:
+        """The fields that decide an answer (part of every request key)."""
+        return self.to_dict()
+
+    def updated(self: _S, overrides: Mapping[str, Any] | None) -> _S:
+        """A copy with ``overrides`` applied; values may be strings (``"128"``, ``"true"``)."""
+        if not overrides:
+            return self
+        return replace(self, **coerce(type(self), overrides))  # type: ignore[type-var]
+
+    def check(self) -> None:
+        """Refuse settings the sampler cannot run (called for every task before any model loads)."""
+
+    @classmethod
+    def field_names(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in fields(cls))  # type: ignore[arg-type]
+
+
 @dataclass(frozen=True)
-class TextSettings:
-    """Text generation (LLaDA block diffusion, spec §4.1) and log-likelihood (spec §6.1) settings.
+class GenerationSettings(Settings):
+    """LLaDA semi-autoregressive block diffusion (spec §4.1), shared by text and image understanding.
 
     Attributes:
         gen_length / steps / block_length: generated tokens, denoising steps, semi-autoregressive block.
@@ -30,11 +75,8 @@ class TextSettings:
         threshold: optional confidence threshold (Fast-dLLM parallel decoding); None = fixed schedule.
         cache: ``None`` (exact), ``"prefix"`` or ``"dual"`` KV cache (Fast-dLLM, approximate).
         stop_at_eos: stop after a block that ends in EOS in every row (exact up to that block).
-        chat: wrap each prompt as one user turn of MMaDA's chat template (what MMaDA's eval.sh does).
-        cot: prepend MMaDA's thinking instruction to the user turn (only with ``chat``).
-        mc_num / mc_batch: Monte Carlo samples per log-likelihood and rows per forward pass.
-        cfg: unsupervised classifier-free guidance for log-likelihood (LLaDA's ``cfg``).
-        max_length: longest prompt+continuation in tokens; longer prompts lose their left part.
+        cot: add MMaDA's thinking instruction to the question.
+        max_length: longest prompt+generation in tokens; longer prompts lose their left part.
     """
 
     gen_length: int = 256
@@ -46,40 +88,26 @@ class TextSettings:
     threshold: float | None = None
     cache: str | None = None
     stop_at_eos: bool = False
-    chat: bool = False
     cot: bool = False
-    mc_num: int = 128
-    mc_batch: int = 32
-    cfg: float = 0.0
     max_length: int = 4096
 
-    #: Fields that change what ``generate_text`` produces (the resume key of a generation).
+    #: Fields that change what the block-diffusion sampler produces.
     GENERATION_FIELDS = (
         "gen_length", "steps", "block_length", "temperature", "cfg_scale", "remasking", "threshold", "cache",
-        "stop_at_eos", "chat", "cot", "max_length",
+        "stop_at_eos", "cot", "max_length",
     )
-    #: Fields that change what ``loglikelihood`` returns.
-    LOGLIKELIHOOD_FIELDS = ("mc_num", "mc_batch", "cfg", "max_length")
 
     def __post_init__(self) -> None:
-        for name in ("gen_length", "steps", "block_length", "mc_num", "mc_batch", "max_length"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise ConfigError(f"sampler setting {name} must be a positive integer, got {value!r}")
+        _positive_ints(self, ("gen_length", "steps", "block_length", "max_length"))
+        _finite(self, ("temperature", "cfg_scale", "threshold"))
         if self.remasking not in REMASKING:
             raise ConfigError(f"sampler setting remasking must be one of {', '.join(REMASKING)}, got {self.remasking!r}")
-        if self.temperature < 0 or self.cfg_scale < 0 or self.cfg < 0:
-            raise ConfigError("sampler settings temperature, cfg_scale and cfg must be >= 0")
+        if self.temperature < 0 or self.cfg_scale < 0:
+            raise ConfigError("sampler settings temperature and cfg_scale must be >= 0")
         if self.threshold is not None and not 0 < self.threshold <= 1:
             raise ConfigError(f"sampler setting threshold must be in (0, 1], got {self.threshold}")
         if self.cache not in CACHE_MODES:
             raise ConfigError(f"sampler setting cache must be one of none, prefix, dual; got {self.cache!r}")
-        if self.mc_num % self.effective_mc_batch:
-            raise ConfigError(f"sampler setting mc_num={self.mc_num} must be a multiple of mc_batch={self.mc_batch}")
-
-    @property
-    def effective_mc_batch(self) -> int:
-        return min(self.mc_batch, self.mc_num)
 
     @property
     def deterministic(self) -> bool:
@@ -89,21 +117,71 @@ class TextSettings:
     def generation_dict(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in self.GENERATION_FIELDS}
 
-    def loglikelihood_dict(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in self.LOGLIKELIHOOD_FIELDS}
+    def key_dict(self) -> dict[str, Any]:
+        return self.generation_dict()
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+    def check(self) -> None:
+        from mmada_bench.sampling.schedules import check_text_schedule
 
-    def updated(self, overrides: Mapping[str, Any] | None) -> TextSettings:
-        """A copy with ``overrides`` applied; values may be strings (``"128"``, ``"true"``)."""
-        if not overrides:
-            return self
-        return replace(self, **coerce(TextSettings, overrides))
+        check_text_schedule(self.gen_length, self.steps, self.block_length)
 
 
 @dataclass(frozen=True)
-class ImageSettings:
+class TextSettings(GenerationSettings):
+    """Text generation and log-likelihood (spec §6.1) settings.
+
+    Attributes (beyond :class:`GenerationSettings`):
+        chat: wrap each prompt as one user turn of MMaDA's chat template (what MMaDA's eval.sh does);
+            ``cot`` applies only with ``chat``.
+        mc_num / mc_batch: Monte Carlo samples per log-likelihood and rows per forward pass.
+        cfg: unsupervised classifier-free guidance for log-likelihood (LLaDA's ``cfg``).
+    """
+
+    MODALITY = "text"
+
+    chat: bool = False
+    mc_num: int = 128
+    mc_batch: int = 32
+    cfg: float = 0.0
+
+    GENERATION_FIELDS = (*GenerationSettings.GENERATION_FIELDS, "chat")
+    #: Fields that change what ``loglikelihood`` returns.
+    LOGLIKELIHOOD_FIELDS = ("mc_num", "mc_batch", "cfg", "max_length")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _positive_ints(self, ("mc_num", "mc_batch"))
+        _finite(self, ("cfg",))
+        if self.cfg < 0:
+            raise ConfigError("sampler setting cfg must be >= 0")
+        if self.mc_num % self.effective_mc_batch:
+            raise ConfigError(f"sampler setting mc_num={self.mc_num} must be a multiple of mc_batch={self.mc_batch}")
+
+    @property
+    def effective_mc_batch(self) -> int:
+        return min(self.mc_batch, self.mc_num)
+
+    def loglikelihood_dict(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.LOGLIKELIHOOD_FIELDS}
+
+
+@dataclass(frozen=True)
+class UnderstandingSettings(GenerationSettings):
+    """Answering questions about images (spec §4.2, §6.2).
+
+    Defaults are the reference VLMEvalKit wrapper's ``DEFAULT_KWARGS``: 2 new tokens, 2 steps, block 2
+    (enough for yes/no, one word or an option letter); tasks may name longer presets.
+    """
+
+    MODALITY = "mmu"
+
+    gen_length: int = 2
+    steps: int = 2
+    block_length: int = 2
+
+
+@dataclass(frozen=True)
+class ImageSettings(Settings):
     """Text-to-image sampling (MaskGIT-style, spec §4.3); used by the t2i tasks to come.
 
     Attributes:
@@ -122,11 +200,20 @@ class ImageSettings:
     resolution: int | None = None
     max_text_len: int = 512
 
-    def updated(self, overrides: Mapping[str, Any] | None) -> ImageSettings:
-        return replace(self, **coerce(ImageSettings, overrides)) if overrides else self
+    MODALITY = "t2i"
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+    def __post_init__(self) -> None:
+        _positive_ints(self, ("timesteps", "max_text_len"))
+        _finite(self, ("guidance_scale", "temperature"))
+        if self.guidance_scale < 0 or self.temperature < 0:
+            raise ConfigError("sampler settings guidance_scale and temperature must be >= 0")
+        if self.resolution is not None:
+            _positive_ints(self, ("resolution",))
+
+    def check(self) -> None:
+        from mmada_bench.sampling.schedules import check_image_schedule
+
+        check_image_schedule(self.schedule)
 
 
 def coerce(cls: type, values: Mapping[str, Any]) -> dict[str, Any]:

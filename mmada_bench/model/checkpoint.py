@@ -22,6 +22,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 
 from mmada_bench.errors import CheckpointError
+from mmada_bench.hashing import file_sha256
 
 if TYPE_CHECKING:  # imported lazily: MAGVIT-v2 loading must not pull in transformers
     from mmada_bench.model.configuration_mmada import MMaDAConfig
@@ -219,52 +220,6 @@ def assign_weights_strict(
     still_meta = [name for name, t in state.items() if t.device.type == "meta"]
     if still_meta:  # cannot happen after _check_keys; kept as a hard guarantee
         raise CheckpointError(f"{folder}: tensor {still_meta[0]} was not loaded")
-
-
-def load_mmada(
-    path: str | Path,
-    torch_dtype: torch.dtype | str | None = torch.float32,
-    device: torch.device | str | None = None,
-):
-    """Build an :class:`MMaDAModelLM` from a checkpoint folder without a second copy of the weights."""
-    from mmada_bench.model.modeling_mmada import MMaDAModelLM
-
-    folder = Path(path)
-    config = read_config(folder)
-    dtype = resolve_dtype(torch_dtype, config)
-    target = torch.device(device) if device is not None else torch.device("cpu")
-    mapping = weight_files(folder)
-    with torch.device("meta"):
-        model = MMaDAModelLM(config)
-    assign_weights_strict(model, mapping, folder, dtype, target)
-    model.config.dtype = dtype
-    return model.eval()
-
-
-def file_sha256(file: Path) -> str:
-    """sha256 of a file's bytes, remembered per (path, size, mtime) so reruns do not re-read GBs."""
-    import os
-
-    stat = file.stat()
-    cache_file = Path(os.environ.get("MMADA_BENCH_CACHE", Path.home() / ".cache" / "mmada_bench")) / "sha256.json"
-    key = f"{file.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
-    try:
-        known = json.loads(cache_file.read_text())
-    except (OSError, json.JSONDecodeError):
-        known = {}
-    if key in known:
-        return known[key]
-    with open(file, "rb") as handle:
-        digest = hashlib.file_digest(handle, "sha256").hexdigest()
-    known[key] = digest
-    try:
-        cache_file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache_file.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(known))
-        tmp.replace(cache_file)
-    except OSError:
-        pass  # a read-only home only costs a re-hash next time
-    return digest
 
 
 def checkpoint_fingerprint(path: str | Path, single_names: tuple[str, ...] = (SINGLE_WEIGHTS,)) -> str:

@@ -34,6 +34,7 @@ class ModelBundle:
     vq_model: object | None  # mmada_bench.model.magvitv2.MAGVITv2, when available
     path: Path
     vq_path: Path | None
+    name_or_path: str = ""
 
     @property
     def config(self):
@@ -113,4 +114,5 @@ def load_bundle(
         vq_model=vq,
         path=folder,
         vq_path=vq_path if vq is not None else None,
+        name_or_path=str(name_or_path),
     )

@@ -26,6 +26,7 @@ from torch import nn
 from transformers import PreTrainedModel
 from transformers.utils import ModelOutput
 
+from mmada_bench.model.checkpoint import assign_weights_strict, read_config, resolve_dtype, weight_files
 from mmada_bench.model.configuration_mmada import MMaDAConfig
 
 #: Per-layer (key, value), each (batch, kv_heads, seq_len, head_dim); keys already rotated.
@@ -263,9 +264,15 @@ class MMaDAModelLM(PreTrainedModel):
             from mmada_bench.errors import ConfigError
 
             raise ConfigError(f"MMaDAModelLM.from_pretrained got unsupported arguments: {sorted(kwargs)}")
-        from mmada_bench.model.checkpoint import load_mmada
-
-        return load_mmada(path, torch_dtype=torch_dtype, device=device)
+        folder = Path(path)
+        config = read_config(folder)
+        dtype = resolve_dtype(torch_dtype, config)
+        with torch.device("meta"):  # no second copy of the weights: tensors are assigned in place
+            model = cls(config)
+        target = torch.device(device) if device is not None else torch.device("cpu")
+        assign_weights_strict(model, weight_files(folder), folder, dtype, target)
+        model.config.dtype = dtype
+        return model.eval()
 
     # -- forward -----------------------------------------------------------------------------------
     def forward(

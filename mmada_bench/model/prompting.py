@@ -31,6 +31,7 @@ from typing import Any, Protocol
 import torch
 
 from mmada_bench.errors import ConfigError
+from mmada_bench.model.padding import left_pad
 
 IGNORE_INDEX = -100
 
@@ -496,14 +497,7 @@ class MMaDAPrompting:
         return self._left_pad(rows)
 
     def _left_pad(self, rows: Sequence[Sequence[int]]) -> GenerationBatch:
-        width = max(len(r) for r in rows)
-        ids = torch.full((len(rows), width), self.special.eos, dtype=torch.long)
-        mask = torch.zeros((len(rows), width), dtype=torch.long)
-        for i, row in enumerate(rows):
-            if row:
-                ids[i, width - len(row) :] = torch.tensor(row)
-                mask[i, width - len(row) :] = 1
-        return GenerationBatch(ids, mask)
+        return GenerationBatch(*left_pad(rows, self.special.eos))
 
     def text_gen(self, prompts: Sequence[str]) -> GenerationBatch:
         """Text-generation prompts (already chat-formatted strings), one BOS each, left-padded with EOS."""

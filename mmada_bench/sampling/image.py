@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import torch
 
 from mmada_bench.errors import ConfigError
+from mmada_bench.sampling.guidance import classifier_free_guidance
 from mmada_bench.sampling.schedules import check_image_schedule, image_mask_length, image_mask_ratio
 from mmada_bench.sampling.stats import SamplingStats, timed_call
 
@@ -128,8 +129,7 @@ class _T2IInputs:
             cond, uncond = torch.chunk(run(torch.cat([c_ids, u_ids]), torch.cat([c_mask, u_mask])), 2, dim=0)
         else:
             cond, uncond = run(self.ids, self.mask), run(u_ids, u_mask)
-        g = self.guidance_scale
-        return (1 + g) * cond - g * uncond
+        return classifier_free_guidance(cond, uncond, self.guidance_scale, form="muse")
 
 
 def _prepare(

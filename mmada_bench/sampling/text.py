@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from mmada_bench.errors import ConfigError
+from mmada_bench.sampling.guidance import split_guided
 from mmada_bench.sampling.schedules import check_text_schedule, transfer_counts
 from mmada_bench.sampling.stats import SamplingStats, timed_call
 
@@ -104,8 +105,7 @@ class _Forward:
     def _guide(self, logits: torch.Tensor) -> torch.Tensor:
         if self.cfg_scale <= 0:
             return logits
-        cond, uncond = torch.chunk(logits, 2, dim=0)
-        return uncond + (self.cfg_scale + 1) * (cond - uncond)
+        return split_guided(logits, self.cfg_scale)
 
     def full(self, x: torch.Tensor, start: int, end: int, keep_cache: bool) -> torch.Tensor:
         """Whole-sequence forward (refreshing the cache if asked); logits of ``[start, end)``."""

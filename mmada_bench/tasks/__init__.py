@@ -1,8 +1,10 @@
-"""Named benchmark tasks, by modality: ``text`` (lm-eval based), ``mmu`` and ``t2i`` (to come).
+"""Named benchmark tasks by modality: ``text`` (run by lm-eval), ``mmu`` and ``t2i`` (native).
 
-Use :func:`get_task`, :func:`resolve_tasks` or :func:`all_tasks`; see :mod:`mmada_bench.tasks.registry`.
+Use :func:`get_task`, :func:`resolve_tasks` or :func:`all_tasks` (:mod:`mmada_bench.tasks.catalog`);
+a task is described by a :class:`~mmada_bench.tasks.spec.TaskSpec`.
 """
 
-from mmada_bench.tasks.registry import TaskSpec, all_tasks, get_task, register, resolve_tasks
+from mmada_bench.tasks.catalog import all_tasks, get_task, register, resolve_tasks, unregister
+from mmada_bench.tasks.spec import TaskSpec
 
-__all__ = ["TaskSpec", "all_tasks", "get_task", "register", "resolve_tasks"]
+__all__ = ["TaskSpec", "all_tasks", "get_task", "register", "resolve_tasks", "unregister"]

@@ -8,7 +8,6 @@ inside ``datasets``: that is why data is validated before anything is handed to 
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -134,15 +133,6 @@ def read_validated(path: Path, fields: Sequence[Field]) -> list[Row]:
     if not rows:
         raise DataError(f"{path}: no rows")
     return rows
-
-
-def file_sha256(path: Path) -> str:
-    """Content hash recorded in results, so a score can be traced to the exact data it came from."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def write_jsonl(path: Path, rows: Sequence[dict[str, Any]]) -> None:

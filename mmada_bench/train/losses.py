@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-IGNORE_INDEX = -100
+from mmada_bench.model.prompting import IGNORE_INDEX
 
 
 @dataclass(frozen=True)

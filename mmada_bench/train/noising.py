@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
-from mmada_bench.train.losses import IGNORE_INDEX
+from mmada_bench.model.prompting import IGNORE_INDEX
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ import yaml
 
 from mmada_bench.adapters.fixed import FixedAnswerAdapter
 from mmada_bench.errors import DataError
+from mmada_bench.results.reader import RunFolder, find_entry
 from mmada_bench.runner import RunConfig, run_suite
 from mmada_bench.tasks import get_task
 from mmada_bench.tasks.text import SAMPLE_DATA_DIR
@@ -77,20 +78,20 @@ def scored(tmp_path_factory, offline_hf):
 
 
 def _metric(results, task, key):
-    return results["tasks"][task]["metrics"][key]["value"]
+    return find_entry(results, task)["metrics"][key]["value"]
 
 
 def test_gsm8k_scores_strict_and_flexible_filters_exactly(scored):
     results, _, _ = scored
     assert _metric(results, "gsm8k", "exact_match,strict-match") == pytest.approx(4 / 6)
     assert _metric(results, "gsm8k", "exact_match,flexible-extract") == pytest.approx(5 / 6)
-    assert results["tasks"]["gsm8k"]["n_samples"] == 6
+    assert find_entry(results, "gsm8k")["n_samples"] == 6
 
 
 def test_mmlu_scores_and_aggregates_by_size_through_lm_eval_groups(scored):
     results, _, _ = scored
     assert _metric(results, "mmlu", "acc,none") == pytest.approx(5 / 8)
-    subtasks = results["tasks"]["mmlu"]["lm_eval"]["results"]
+    subtasks = find_entry(results, "mmlu")["details"]["lm_eval"]["results"]
     assert subtasks["mmlu_elementary_mathematics"]["acc,none"] == pytest.approx(3 / 4)
     assert subtasks["mmlu_high_school_geography"]["acc,none"] == pytest.approx(2 / 4)
     assert subtasks["mmlu_stem"]["acc,none"] == pytest.approx(3 / 4)
@@ -101,7 +102,7 @@ def test_math_uses_minerva_extraction_and_equivalence(scored):
     results, _, _ = scored
     assert _metric(results, "math", "exact_match,none") == pytest.approx(4 / 6)
     assert _metric(results, "math", "math_verify,none") == pytest.approx(4 / 6)
-    per_subject = results["tasks"]["math"]["lm_eval"]["results"]
+    per_subject = find_entry(results, "math")["details"]["lm_eval"]["results"]
     assert per_subject["minerva_math_algebra"]["exact_match,none"] == 1.0
     assert per_subject["minerva_math_num_theory"]["exact_match,none"] == 0.5
 
@@ -114,7 +115,7 @@ def test_gpqa_scores_shuffled_choices(scored):
 
 def test_prompts_are_lm_evals_packaged_templates(scored):
     _, out, _ = scored
-    records = {t: [json.loads(x) for x in (out / "samples" / f"{t}.jsonl").read_text().splitlines()]
+    records = {t: RunFolder.open(out).samples(t)
                for t in ("mmlu", "gsm8k", "math", "gpqa")}
     # MMLU: subject description, first five dev rows of that subject (first_n), then the question.
     dev = [r for r in _rows("mmlu", "dev") if r["subject"] == "elementary_mathematics"]
@@ -145,23 +146,23 @@ def test_prompts_are_lm_evals_packaged_templates(scored):
 
 def test_sample_records_hold_prediction_target_metrics_and_cost(scored):
     _, out, _ = scored
-    gsm = [json.loads(x) for x in (out / "samples" / "gsm8k.jsonl").read_text().splitlines()]
+    gsm = RunFolder.open(out).samples("gsm8k")
     first = gsm[0]
     assert first["predictions"]["strict-match"] == first["target"].split("#### ")[-1]
     assert first["metrics"] == {"exact_match,strict-match": 1.0, "exact_match,flexible-extract": 1.0}
-    assert first["responses"][0][0].endswith("\n\n")  # cut at the task's until string "Question:"
+    assert first["extra"]["responses"][0][0].endswith("\n\n")  # cut at the task's until string "Question:"
     assert first["cost"]["nfe"] == 1 and len(first["prompt_hash"]) == 64
-    mmlu = [json.loads(x) for x in (out / "samples" / "mmlu.jsonl").read_text().splitlines()]
+    mmlu = RunFolder.open(out).samples("mmlu")
     assert {r["predictions"]["none"] for r in mmlu} <= {" A", " B", " C", " D"}
     assert all(r["cost"]["nfe"] == 4 for r in mmlu)  # four choices, one request each
 
 
 def test_results_record_data_hashes_versions_and_bootstrap_stderr(scored):
     results, _, _ = scored
-    gsm = results["tasks"]["gsm8k"]
+    gsm = find_entry(results, "gsm8k")
     assert gsm["data"]["source"] == "local"
     assert all(len(h) == 64 for h in gsm["data"]["files_sha256"].values())
-    assert gsm["lm_eval"]["versions"]["gsm8k"] == 3.0
+    assert gsm["details"]["lm_eval"]["versions"]["gsm8k"] == 3.0
     stderr = gsm["metrics"]["exact_match,strict-match"]["stderr"]
     assert 0.1 < stderr < 0.3  # sqrt(p(1-p)/n) = 0.19 for 4/6
     assert results["seeds"] == {"random": 0, "numpy": 1234, "torch": 1234, "fewshot": 1234, "adapter": 1234}
@@ -229,10 +230,32 @@ def test_gpqa_target_letter_matches_the_prompted_choices_and_no_self_shot(scored
     """Regression for lm-eval's re-advancing GPQA shuffle (see ``mmada_bench.tasks.text.gpqa``)."""
     _, out, _ = scored
     correct = {r["Question"]: r["Correct Answer"] for r in _rows("gpqa", "train")}
-    for record in (json.loads(x) for x in (out / "samples" / "gpqa.jsonl").read_text().splitlines()):
+    for record in RunFolder.open(out).samples("gpqa"):
         block = record["prompt"][record["prompt"].rfind("Question:"):]
         question = block[len("Question: "): block.index("\nChoices:")]
         target = record["target"]
         letter = target if isinstance(target, str) else ["(A)", "(B)", "(C)", "(D)"][target]
         assert f"{letter} {correct[question]}\n" in block
         assert record["prompt"].count(f"Question: {question}\n") == 1
+
+
+def test_two_settings_of_one_task_live_side_by_side_in_one_folder(tmp_path, offline_hf):
+    """A sweep's points share a folder: each (task, settings) is its own entry and samples file, and a
+    later run of another task or setting keeps every entry already finished."""
+    out = tmp_path / "both"
+    adapter = FixedAnswerAdapter({**_gsm8k_answers(), **_mmlu_answers()}, default="no idea")
+    for steps in ("16", "32"):
+        run_suite(RunConfig(model="fixed", tasks=["gsm8k"], output=out, sample_data=True, num_fewshot=1,
+                            bootstrap_iters=10, progress=False,
+                            sampler={"gen_length": "32", "steps": steps, "block_length": "16"}), adapter=adapter)
+    results = json.loads((out / "results.json").read_text())
+    entries = sorted(results["tasks"].values(), key=lambda e: e["settings"]["steps"])
+    assert [e["settings"]["steps"] for e in entries] == [16, 32]
+    assert len({e["key"] for e in entries}) == 2 and all(e["task"] == "gsm8k" for e in entries)
+    for entry in entries:
+        assert (out / "samples" / f"{entry['key']}.jsonl").read_text().count("\n") == 6
+        assert entry["metrics"]["exact_match,strict-match"]["value"] == pytest.approx(4 / 6)
+    run_suite(RunConfig(model="fixed", tasks=["mmlu"], output=out, sample_data=True, num_fewshot=1,
+                        bootstrap_iters=10, progress=False), adapter=adapter)
+    after = json.loads((out / "results.json").read_text())["tasks"]
+    assert {e["key"] for e in entries} <= set(after) and len(after) == 3

@@ -6,7 +6,7 @@ import math
 
 import torch
 
-from mmada_bench.train.losses import IGNORE_INDEX
+from mmada_bench.model.prompting import IGNORE_INDEX
 from mmada_bench.train.noising import mask_image_tokens, mask_text_tokens
 
 MASK = 99

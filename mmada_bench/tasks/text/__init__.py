@@ -1,6 +1,6 @@
 """Text benchmarks (MMLU, GSM8K, MATH, GPQA) run through lm-eval's packaged task configs.
 
-Importing this package registers them. ``data/`` holds a handful of rows per task in the original
+The catalog lists ``SPECS``. ``data/`` holds a handful of rows per task in the original
 Hugging Face schemas (``--sample-data``): enough to exercise every code path, not to measure anything.
 """
 
@@ -8,13 +8,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mmada_bench.tasks.registry import register
 from mmada_bench.tasks.text import competition_math, gpqa, gsm8k, mmlu
 
 #: Bundled sample rows, laid out as ``--data-dir`` expects (``<task>/<split>.jsonl``).
 SAMPLE_DATA_DIR = Path(__file__).parent / "data"
 
-for _module in (mmlu, gsm8k, competition_math, gpqa):
-    register(_module.SPEC)
+#: The text tasks, as the catalog lists them.
+SPECS = [module.SPEC for module in (mmlu, gsm8k, competition_math, gpqa)]
 
-__all__ = ["SAMPLE_DATA_DIR"]
+__all__ = ["SAMPLE_DATA_DIR", "SPECS"]

@@ -12,7 +12,7 @@ reference answer is the last ``\\boxed{}`` of ``solution``. Only ``test`` is nee
 from __future__ import annotations
 
 from mmada_bench.tasks.datafiles import Field
-from mmada_bench.tasks.registry import TaskSpec
+from mmada_bench.tasks.spec import TaskSpec
 from mmada_bench.tasks.text.lm_eval_tasks import GroupDef, LmEvalTask, Subtask
 
 #: MATH ``type`` values -> lm-eval's Minerva subject config names.
@@ -68,6 +68,7 @@ SPEC = TaskSpec(
     variant="lm-eval minerva_math (subjects v3.1, group v1.0, packaged YAML)",
     why="LLaDA/Fast-dLLM 'MATH' is lm-eval minerva_math 4-shot; hendrycks_math is a different protocol",
     impl=IMPL,
+    requires=("generate_text",),
 )
 
 

@@ -16,7 +16,7 @@ from types import ModuleType
 from typing import Any
 
 from mmada_bench.tasks.datafiles import Field
-from mmada_bench.tasks.registry import TaskSpec
+from mmada_bench.tasks.spec import TaskSpec
 from mmada_bench.tasks.text.lm_eval_tasks import FunctionRef, LmEvalTask, Subtask, lm_eval_tasks_dir
 
 #: Seed of the module-level ``random.Random`` in lm-eval's ``gpqa/n_shot/utils.py``.
@@ -77,4 +77,5 @@ SPEC = TaskSpec(
     variant="lm-eval gpqa_main_n_shot (v2.2, packaged YAML)",
     why="LLaDA's GPQA protocol: gpqa_main_n_shot 5-shot, MC log-likelihood mc_num 128, batch 8, cfg 0.5",
     impl=IMPL,
+    requires=("loglikelihood",),
 )

@@ -9,7 +9,7 @@ numbers compare with theirs. Data: ``openai/gsm8k`` rows ``{question, answer}`` 
 from __future__ import annotations
 
 from mmada_bench.tasks.datafiles import Field
-from mmada_bench.tasks.registry import TaskSpec
+from mmada_bench.tasks.spec import TaskSpec
 from mmada_bench.tasks.text.lm_eval_tasks import LmEvalTask, Subtask
 
 
@@ -39,4 +39,5 @@ SPEC = TaskSpec(
     variant="lm-eval gsm8k (v3, packaged YAML)",
     why="MMaDA's eval.sh and LLaDA report lm-eval's 5-shot gsm8k; gen 256 / steps 256 / block 64 as in eval.sh",
     impl=IMPL,
+    requires=("generate_text",),
 )

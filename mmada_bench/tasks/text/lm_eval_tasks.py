@@ -31,7 +31,8 @@ from typing import Any
 import yaml
 
 from mmada_bench.errors import DataError
-from mmada_bench.tasks.datafiles import Field, Row, file_sha256, find_split_file, read_validated, write_jsonl
+from mmada_bench.hashing import file_sha256
+from mmada_bench.tasks.datafiles import Field, Row, find_split_file, read_validated, write_jsonl
 
 
 @cache
@@ -102,6 +103,20 @@ class PreparedTask:
 
 
 @dataclass
+class LoadedTextData:
+    """Checked rows of a text task, per subtask key, before anything is written."""
+
+    source: str  # "local" (staged files) or "hub" (lm-eval reads the Hugging Face dataset)
+    eval_parts: dict[str | None, list[Row]] = field(default_factory=dict)
+    shot_parts: dict[str | None, list[Row]] = field(default_factory=dict)
+    files: dict[str, str] = field(default_factory=dict)
+
+    def info(self) -> dict[str, Any]:
+        rows = {str(k): len(v) for k, v in self.eval_parts.items()}
+        return {"source": self.source, "files_sha256": dict(self.files), "rows": rows}
+
+
+@dataclass
 class LmEvalTask:
     """How one registry text task maps onto lm-eval.
 
@@ -132,25 +147,10 @@ class LmEvalTask:
     overrides: dict[str, Any] = field(default_factory=dict)
 
     # -- staging ------------------------------------------------------------------------------
-    def prepare(self, out_dir: Path, data_dir: Path | None, num_fewshot: int) -> PreparedTask:
-        """Write the task folder under ``out_dir``: local data staged and validated, or hub configs."""
-        out_dir.mkdir(parents=True, exist_ok=True)
-        for old in out_dir.glob("*.yaml"):  # only what we generated: a stale subtask must not linger
-            old.unlink()
-        if (out_dir / "data").is_dir():
-            shutil.rmtree(out_dir / "data")
+    def load(self, data_dir: Path | None, num_fewshot: int) -> LoadedTextData:
+        """Read and check the split files (or note that lm-eval reads the hub); writes nothing."""
         if data_dir is None:
-            subtasks = [self.subtask(key) for key in self.all_keys()]
-            prepared = PreparedTask(out_dir, self.lm_eval_name, [s.name for s in subtasks], source="hub")
-            for sub in subtasks:
-                self._write_subtask(out_dir, sub, None)
-        else:
-            prepared = self._stage_local(out_dir, data_dir, num_fewshot)
-            subtasks = [self.subtask(key) for key in prepared.rows]
-        self._write_groups(out_dir, subtasks)
-        return prepared
-
-    def _stage_local(self, out_dir: Path, data_dir: Path, num_fewshot: int) -> PreparedTask:
+            return LoadedTextData("hub")
         eval_rows, eval_file = self._read_split(data_dir, self.eval_split, required=True)
         need_fewshot = num_fewshot > 0 and self.fewshot_split is not None and not self.fewshot_same_split
         shot_rows, shot_file = self._read_split(data_dir, self.fewshot_split, required=need_fewshot)
@@ -158,15 +158,40 @@ class LmEvalTask:
         eval_parts = self._partition(eval_rows)
         shot_parts = self._partition(shot_rows) if shot_rows else {}
         self._check_fewshot(eval_parts, shot_parts, eval_file, shot_file, num_fewshot)
-        prepared = PreparedTask(out_dir, self.lm_eval_name, [], source="local", data_files=files)
-        for key, rows in eval_parts.items():
+        return LoadedTextData("local", eval_parts, shot_parts, files)
+
+    def write(self, out_dir: Path, loaded: LoadedTextData) -> PreparedTask:
+        """Write the task folder under ``out_dir``: staged local data and YAMLs, or hub YAMLs."""
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for old in out_dir.glob("*.yaml"):  # only what we generated: a stale subtask must not linger
+            old.unlink()
+        if (out_dir / "data").is_dir():
+            shutil.rmtree(out_dir / "data")
+        if loaded.source == "hub":
+            subtasks = [self.subtask(key) for key in self.all_keys()]
+            prepared = PreparedTask(out_dir, self.lm_eval_name, [s.name for s in subtasks], source="hub")
+            for sub in subtasks:
+                self._write_subtask(out_dir, sub, None)
+        else:
+            prepared = self._stage_local(out_dir, loaded)
+            subtasks = [self.subtask(key) for key in prepared.rows]
+        self._write_groups(out_dir, subtasks)
+        return prepared
+
+    def prepare(self, out_dir: Path, data_dir: Path | None, num_fewshot: int) -> PreparedTask:
+        """:meth:`load` then :meth:`write` (for ``lm-eval export-tasks``)."""
+        return self.write(out_dir, self.load(data_dir, num_fewshot))
+
+    def _stage_local(self, out_dir: Path, loaded: LoadedTextData) -> PreparedTask:
+        prepared = PreparedTask(out_dir, self.lm_eval_name, [], source="local", data_files=dict(loaded.files))
+        for key, rows in loaded.eval_parts.items():
             sub = self.subtask(key)
             folder = out_dir / "data" / (key or "all")
             split_files = {self.eval_split: folder / f"{self.eval_split}.jsonl"}
             write_jsonl(split_files[self.eval_split], [r.data for r in rows])
-            if key in shot_parts and self.fewshot_split != self.eval_split:
+            if key in loaded.shot_parts and self.fewshot_split != self.eval_split:
                 split_files[self.fewshot_split] = folder / f"{self.fewshot_split}.jsonl"
-                write_jsonl(split_files[self.fewshot_split], [r.data for r in shot_parts[key]])
+                write_jsonl(split_files[self.fewshot_split], [r.data for r in loaded.shot_parts[key]])
             self._write_subtask(out_dir, sub, split_files)
             prepared.subtasks.append(sub.name)
             prepared.rows[key] = len(rows)

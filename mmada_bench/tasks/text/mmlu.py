@@ -14,7 +14,7 @@ from __future__ import annotations
 from functools import cache
 
 from mmada_bench.tasks.datafiles import Field
-from mmada_bench.tasks.registry import TaskSpec
+from mmada_bench.tasks.spec import TaskSpec
 from mmada_bench.tasks.text.lm_eval_tasks import (
     GroupDef,
     LmEvalTask,
@@ -91,4 +91,5 @@ SPEC = TaskSpec(
     variant="lm-eval mmlu default (per-subject v1.0, groups v2, packaged YAML)",
     why="LLaDA/MMaDA report 5-shot log-likelihood MMLU; one-token answers make the estimate exact (mc_num=1)",
     impl=IMPL,
+    requires=("loglikelihood",),
 )
