@@ -17,13 +17,14 @@ from typing import Any
 from mmada_bench.adapters.base import (
     Adapter,
     Cost,
+    ImageQuestion,
     LoglikelihoodRequest,
     LoglikelihoodResult,
     TextRequest,
     TextResult,
     apply_until,
 )
-from mmada_bench.adapters.settings import TextSettings
+from mmada_bench.adapters.settings import TextSettings, UnderstandingSettings
 
 Answer = str | Callable[[str], str]
 
@@ -59,6 +60,18 @@ class FixedAnswerAdapter(Adapter):
         for request in requests:
             self.calls.append("generate_text")
             raw = self.answer_for(request.prompt)
+            out.append(TextResult(apply_until(raw, request.until), raw, Cost(nfe=1, tokens=len(raw), seconds=0.0)))
+        return out
+
+    def answer_about_image(
+        self, requests: Sequence[ImageQuestion], settings: UnderstandingSettings
+    ) -> list[TextResult]:
+        """Answer by the question text alone (the image is never opened), so MMU scoring can be checked
+        against answers known in advance exactly as :meth:`generate_text` does for text tasks."""
+        out = []
+        for request in requests:
+            self.calls.append("answer_about_image")
+            raw = self.answer_for(request.question)
             out.append(TextResult(apply_until(raw, request.until), raw, Cost(nfe=1, tokens=len(raw), seconds=0.0)))
         return out
 

@@ -25,7 +25,10 @@ def format_table(verbose: bool = False) -> str:
             lines.append(f"  built on: {spec.variant}; columns: {', '.join(spec.columns)}")
             lines.append(f"  why: {spec.why}")
     lines.append("")
-    lines.append("offline data: --data-dir DIR with DIR/<task>/<split>.jsonl or .parquet (split names as above)")
+    lines.append("offline data (--data-dir DIR): text tasks read DIR/<task>/<split>.jsonl or .parquet (splits as "
+                 "above); understanding tasks read VLMEvalKit's TSVs (POPE.tsv, MME.tsv, GQA_TestDev_Balanced.tsv, "
+                 "MMMU_DEV_VAL.tsv) and VQAv2's official files from DIR, else from $LMUData (~/LMUData); "
+                 "easyvqa needs none")
     return "\n".join(lines)
 
 

@@ -29,6 +29,7 @@ import string
 from typing import Any
 
 from mmada_bench.errors import ConfigError, DataError
+from mmada_bench.scorers.vlmeval import mmada_postprocess
 from mmada_bench.tasks.mmu.rows import ImageRef, MMURow
 
 SHORT_ANSWER = "Answer the question using a single word or phrase."
@@ -48,7 +49,6 @@ PANDAS_NA_STRINGS = frozenset({
 _KINDS = {"POPE": "Y/N", "MME": "Y/N", "GQA": "VQA", "VQAv2": "VQA", "MMMU": "MCQ", "easyVQA": "VQA"}
 
 _CJK = re.compile("[\u4e00-\u9fff]")
-_LETTER = re.compile(r"\b([A-E])\b")
 
 
 def dataset_family(dataset: str) -> str:
@@ -113,26 +113,7 @@ def postprocess(dataset: str, text: str) -> str:
     for MME only, cut to its first three words when longer than 10 characters.
     """
     family = dataset_family(dataset)
-    kind = _KINDS[family]
-    if kind == "Y/N":
-        lower = text.lower()
-        if "yes" in lower and "no" not in lower:
-            return "Yes"
-        if "no" in lower and "yes" not in lower:
-            return "No"
-        if lower.strip().startswith("yes"):
-            return "Yes"
-        if lower.strip().startswith("no"):
-            return "No"
-    elif kind == "MCQ":
-        letters = _LETTER.findall(text)
-        if letters:
-            return letters[-1]
-    if family == "MME" and len(text) > 10:
-        words = text.split()
-        if len(words) > 3:
-            return " ".join(words[:3])
-    return text.strip()
+    return mmada_postprocess(text, _KINDS[family], family)
 
 
 def _missing(value: Any) -> bool:
