@@ -191,6 +191,9 @@ class ImageSettings(Settings):
             tokenizer's downsampling), which for MMaDA-8B configs is a stale 256 -- pass 512 there.
         max_text_len: the t2i text budget ``M`` the checkpoint was trained with (512 for the released
             MMaDA-8B stages).
+        images_per_prompt: images a task asks for per prompt (GenEval: 4), each with its own seed. It
+            is not part of the request key: image ``k`` of a prompt is the same request whatever the
+            count, so raising the count keeps the images already made.
     """
 
     timesteps: int = 15
@@ -199,16 +202,22 @@ class ImageSettings(Settings):
     schedule: str = "cosine"
     resolution: int | None = None
     max_text_len: int = 512
+    images_per_prompt: int = 1
 
     MODALITY = "t2i"
 
     def __post_init__(self) -> None:
-        _positive_ints(self, ("timesteps", "max_text_len"))
+        _positive_ints(self, ("timesteps", "max_text_len", "images_per_prompt"))
         _finite(self, ("guidance_scale", "temperature"))
         if self.guidance_scale < 0 or self.temperature < 0:
             raise ConfigError("sampler settings guidance_scale and temperature must be >= 0")
         if self.resolution is not None:
             _positive_ints(self, ("resolution",))
+
+    def key_dict(self) -> dict[str, Any]:
+        out = self.to_dict()
+        out.pop("images_per_prompt")
+        return out
 
     def check(self) -> None:
         from mmada_bench.sampling.schedules import check_image_schedule

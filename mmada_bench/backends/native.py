@@ -86,4 +86,6 @@ class NativeBackend:
         order = {str(task.doc_id(row)): i for i, row in enumerate(plan.prepared)}
         merged = [SampleRecord(**r) for part in gathered for r in part]
         merged.sort(key=lambda r: order[str(r.doc_id)])
-        return TaskOutput(merged, task.aggregate(merged, context.bootstrap_iters), {"rule": task.rule})
+        metrics = task.aggregate(merged, context.bootstrap_iters)
+        task.write_outputs(merged, context.store.root)
+        return TaskOutput(merged, metrics, {"rule": task.rule})

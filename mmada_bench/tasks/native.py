@@ -81,6 +81,10 @@ class NativeTask(ABC):
         """Default: the mean of every numeric per-sample metric, with a bootstrap stderr."""
         return mean_metrics(records, bootstrap_iters, self.rule)
 
+    def write_outputs(self, records: Sequence[SampleRecord], folder: Path) -> None:
+        """Files a person looks at beside the results (contact sheets, exports); default none."""
+        return None
+
 
 def mean_metrics(records: Sequence[SampleRecord], iters: int, rule: str) -> dict[str, MetricValue]:
     """Mean of each numeric per-sample metric over the records that have it."""
