@@ -26,7 +26,7 @@ from typing import Any, TextIO
 
 from mmada_bench import __version__
 from mmada_bench.adapters.base import Adapter, CapabilityError, Cost
-from mmada_bench.adapters.settings import Settings, parse_assignments  # noqa: F401 - re-exported for callers
+from mmada_bench.adapters.settings import Settings
 from mmada_bench.backends import get_backend
 from mmada_bench.backends.base import RunContext, TaskPlan
 from mmada_bench.engine.distributed import Distributed

@@ -43,10 +43,8 @@ class LmEvalBackend:
     name = "lm-eval"
 
     def plan(self, spec: TaskSpec, settings: Settings, num_fewshot: int | None, context: RunContext) -> TaskPlan:
-        if spec.name == "math" or getattr(spec.impl, "needs_math_extras", False):
-            from mmada_bench.tasks.text.competition_math import check_dependencies
-
-            check_dependencies()
+        if spec.impl.check_dependencies is not None:
+            spec.impl.check_dependencies()
         shots = spec.num_fewshot if num_fewshot is None else num_fewshot
         root = context.data_root
         if context.sample_data:

@@ -42,8 +42,26 @@ def _subtask(config: str | None) -> Subtask:
     return Subtask(config, f"minerva_math_{config}", f"minerva_math/minerva_math_{config}.yaml", "minerva_math")
 
 
+def check_dependencies() -> None:
+    """Fail with one line (instead of lm-eval's traceback) when the Minerva scorer cannot be imported."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from mmada_bench.errors import ConfigError
+
+    try:
+        import math_verify  # noqa: F401
+        import sympy  # noqa: F401
+
+        antlr = version("antlr4-python3-runtime")
+    except (ImportError, PackageNotFoundError):
+        antlr = None
+    if antlr is None or not antlr.startswith("4.11"):
+        raise ConfigError("task math needs lm-eval's math extras: pip install 'lm-eval[math]' (antlr4 4.11, math-verify)")
+
+
 IMPL = LmEvalTask(
     lm_eval_name="minerva_math",
+    check_dependencies=check_dependencies,
     fields=(Field("problem", str), Field("level", str), Field("type", str, _type), Field("solution", str, _boxed)),
     eval_split="test",
     fewshot_split=None,
@@ -70,20 +88,3 @@ SPEC = TaskSpec(
     impl=IMPL,
     requires=("generate_text",),
 )
-
-
-def check_dependencies() -> None:
-    """Fail with one line (instead of lm-eval's traceback) when the Minerva scorer cannot be imported."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    from mmada_bench.errors import ConfigError
-
-    try:
-        import math_verify  # noqa: F401
-        import sympy  # noqa: F401
-
-        antlr = version("antlr4-python3-runtime")
-    except (ImportError, PackageNotFoundError):
-        antlr = None
-    if antlr is None or not antlr.startswith("4.11"):
-        raise ConfigError("task math needs lm-eval's math extras: pip install 'lm-eval[math]' (antlr4 4.11, math-verify)")

@@ -130,6 +130,7 @@ class LmEvalTask:
         subtask_of: row -> subtask key, for datasets lm-eval splits into per-subject configs.
         subtasks: key (or None) -> :class:`Subtask`; ``all_keys`` lists every key (hub mode).
         groups: packaged groups to rebuild, innermost first.
+        check_dependencies: raises a one-line error when a package the task's scorer needs is missing.
         overrides: extra keys for every subtask YAML (used only to fix packaged-config bugs; each
             one is documented where it is defined).
     """
@@ -145,6 +146,7 @@ class LmEvalTask:
     groups: Sequence[GroupDef] = ()
     fewshot_same_split: bool = False
     overrides: dict[str, Any] = field(default_factory=dict)
+    check_dependencies: Callable[[], None] | None = None
 
     # -- staging ------------------------------------------------------------------------------
     def load(self, data_dir: Path | None, num_fewshot: int) -> LoadedTextData:
