@@ -14,7 +14,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "mmada_bench"
 #: Top to bottom: a module may import its own layer or any layer below it, never above.
 LAYERS = [
     {"cli"},
-    {"runner", "reports"},
+    {"runner", "reports", "toy"},
     {"backends"},
     {"engine"},
     {"tasks", "train"},

@@ -1,14 +1,17 @@
 """Command-line entry point: ``mmada-bench <command> ...``.
 
-Each command is one thin module of this package (``run``, ``tasks``, ``inspect``, ``lm_eval``) that
-contributes ``add_parser(subparsers)`` and ``run(args)``; this file only wires them and turns user errors (:class:`MMaDABenchError`) into one line on stderr
-and a non-zero exit, so nothing a user mistypes ends in a traceback.
+Each command is one thin module of this package that contributes ``add_parser(subparsers)``; this
+file finds them (a new command is a new module, no list to edit), and turns user errors
+(:class:`MMaDABenchError`) into one line on stderr and a non-zero exit, so nothing a user mistypes
+ends in a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
+import pkgutil
 import sys
 from collections.abc import Sequence
 
@@ -20,11 +23,16 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 from mmada_bench import __version__
 from mmada_bench.errors import MMaDABenchError
 
+#: Commands listed first in ``--help``, in this order; any other command module follows alphabetically.
+_FIRST = ("run", "tasks", "inspect", "sweep", "stages", "leaderboard", "regress", "train")
+
 
 def _commands() -> list:
-    from mmada_bench.cli import inspect, lm_eval, run, tasks
-
-    return [run, tasks, inspect, lm_eval]
+    package = importlib.import_module(__name__)
+    names = [m.name for m in pkgutil.iter_modules(package.__path__) if not m.name.startswith("_")]
+    names.sort(key=lambda name: (_FIRST.index(name) if name in _FIRST else len(_FIRST), name))
+    modules = [importlib.import_module(f"{__name__}.{name}") for name in names]
+    return [module for module in modules if hasattr(module, "add_parser")]
 
 
 class _OneLineErrorParser(argparse.ArgumentParser):
