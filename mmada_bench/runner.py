@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, TextIO
@@ -34,7 +34,7 @@ from mmada_bench.engine.request_log import RequestLog
 from mmada_bench.engine.serve import RequestEngine
 from mmada_bench.errors import ConfigError
 from mmada_bench.reports.summary import format_summary
-from mmada_bench.results.schema import TaskResult, cost_summary, settings_hash
+from mmada_bench.results.schema import SampleRecord, TaskResult, cost_summary, settings_hash
 from mmada_bench.results.store import ResultsStore
 from mmada_bench.tasks import TaskSpec, resolve_tasks
 from mmada_bench.tasks.spec import MODALITIES
@@ -65,6 +65,8 @@ class RunConfig:
     progress: bool = True
     vq_model: str | None = None
     tokenizer: str | None = None
+    #: ``--samples``: task -> sample ids (``doc_id``, or ``subtask/doc_id`` for lm-eval tasks with subtasks).
+    samples: dict[str, list[str]] | None = None
 
     def seeds(self) -> dict[str, int]:
         py, np_, torch_, shots = LM_EVAL_DEFAULT_SEEDS if self.seed is None else (self.seed,) * 4
@@ -76,6 +78,56 @@ class RunConfig:
             raise ConfigError("use either --data-dir or --sample-data, not both")
         if self.batch_size < 1:
             raise ConfigError(f"--batch-size must be >= 1, got {self.batch_size}")
+        if self.num_fewshot is not None and self.num_fewshot < 0:
+            raise ConfigError(f"--num-fewshot must be 0 or more, got {self.num_fewshot}")
+        if self.bootstrap_iters < 0 or self.bootstrap_iters == 1:
+            raise ConfigError(f"--bootstrap-iters must be 0 (no standard errors) or at least 2, "
+                              f"got {self.bootstrap_iters}")
+        if self.samples is not None and self.limit is not None:
+            raise ConfigError("use either --limit or --samples, not both")
+        check_device(self.device)
+        if self.samples is not None:
+            check_sample_tasks(self.samples, self.tasks)
+
+
+def check_device(device: str) -> None:
+    """``--device`` names a device torch knows and this machine has (a CUDA-less machine fails here, in
+    one line, instead of deep inside weight loading)."""
+    if device in ("", "auto"):
+        return
+    import torch
+
+    try:
+        target = torch.device(device)
+    except (RuntimeError, ValueError):
+        raise ConfigError(f"--device {device!r} is not a device; use auto, cpu, cuda, cuda:1, mps, ...") from None
+    if target.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError(f"--device {device}: torch sees no CUDA GPU on this machine (torch "
+                              f"{torch.__version__}, CUDA build {torch.version.cuda}); use --device cpu")
+        if target.index is not None and target.index >= torch.cuda.device_count():
+            raise ConfigError(f"--device {device}: this machine has {torch.cuda.device_count()} CUDA GPU(s)")
+    elif target.type == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError(f"--device {device}: MPS is not available on this machine; use --device cpu")
+    elif target.type not in ("cpu", "cuda", "mps"):
+        raise ConfigError(f"--device {device}: only cpu, cuda and mps devices are supported")
+
+
+def check_sample_tasks(samples: dict[str, list[str]], tasks: list[str]) -> None:
+    """``--samples`` must name exactly the tasks of the run (a task left out would silently run in full)."""
+    names = [spec.name for spec in resolve_tasks(tasks)]
+    unknown = sorted(set(samples) - set(names))
+    if unknown:
+        raise ConfigError(f"--samples names task {unknown[0]!r}, which is not in --tasks ({', '.join(names)})")
+    missing = [name for name in names if name not in samples]
+    if missing:
+        raise ConfigError(f"--samples has no ids for task {missing[0]!r}; list them or drop it from --tasks")
+    for name, ids in samples.items():
+        if not ids:
+            raise ConfigError(f"--samples lists no ids for task {name!r}")
+        repeated = sorted({i for i in ids if ids.count(i) > 1})
+        if repeated:
+            raise ConfigError(f"--samples lists id {repeated[0]!r} of task {name!r} more than once")
 
 
 # -- settings ----------------------------------------------------------------------------------
@@ -161,6 +213,7 @@ def plan_suite(config: RunConfig, dist: Distributed, store: ResultsStore) -> tup
     context = RunContext(
         store=store, dist=dist, data_root=config.data_dir, sample_data=config.sample_data, limit=config.limit,
         bootstrap_iters=config.bootstrap_iters, progress=config.progress, seeds=config.seeds(),
+        sample_ids=dict(config.samples or {}),
     )
     plans = []
     for spec in resolve_tasks(config.tasks):
@@ -191,7 +244,11 @@ def run_suite(config: RunConfig, adapter: Adapter | None = None, out: TextIO | N
                                progress=config.progress, rank=dist.rank)
         header = _results_header(config, adapter, seeds)
         results = store.read_results() if dist.is_main else None
-        for plan in plans:
+        suite_start = time.perf_counter()
+        for index, plan in enumerate(plans):
+            if config.progress and dist.is_main and len(plans) > 1:
+                sys.stderr.write(suite_progress(index, len(plans), plan.key, time.perf_counter() - suite_start) + "\n")
+                sys.stderr.flush()
             results = _run_task(plan, context, engine, header, start) or results
         if not dist.is_main:
             return None
@@ -205,6 +262,27 @@ def run_suite(config: RunConfig, adapter: Adapter | None = None, out: TextIO | N
             log.close()
         store.unlock()
         dist.close()
+
+
+def suite_progress(index: int, total: int, key: str, elapsed: float) -> str:
+    """``[2/4] gsm8k@ab12 -- 1m20s elapsed, about 2m40s left``: the ETA assumes the remaining tasks take as
+    long on average as the finished ones (tasks differ, so it is a rough guide)."""
+    line = f"[{index + 1}/{total}] {key} -- {_duration(elapsed)} elapsed"
+    if index:
+        line += f", about {_duration(elapsed / index * (total - index))} left"
+    return line
+
+
+def _duration(seconds: float) -> str:
+    minutes, secs = divmod(int(round(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
+
+
+def _without_timing(record: SampleRecord) -> SampleRecord:
+    """Wall time is the one thing two identical runs do not share: it is kept in the results entry's
+    cost only, so samples files of identical runs are byte-identical."""
+    return replace(record, cost={k: v for k, v in record.cost.items() if k != "seconds"})
 
 
 def _run_task(
@@ -226,12 +304,12 @@ def _run_task(
         task=spec.name, settings_hash=settings_hash(plan.decisive()), modality=spec.modality,
         backend=spec.backend, primary_metric=spec.primary_metric, metrics=output.metrics,
         n_samples=len(output.records), settings=plan.settings.to_dict(), num_fewshot=plan.num_fewshot,
-        limit=plan.limit, data=data,
+        limit=plan.limit, data=data, sample_ids=plan.samples,
         cost=cost_summary(costs, sum(c["computed"] for c in counts), sum(c["from_log"] for c in counts)),
         seconds=time.perf_counter() - begin, spec=spec.summary(), details=details,
     )
     header["wall_seconds"] = time.perf_counter() - start
-    return context.store.record_task(header, result, output.records)
+    return context.store.record_task(header, result, [_without_timing(r) for r in output.records])
 
 
 def _results_header(config: RunConfig, adapter: Adapter, seeds: dict[str, int]) -> dict[str, Any]:

@@ -143,3 +143,24 @@ def test_bad_generation_schedule_is_refused_before_any_work(tmp_path, capsys):
     assert "task gsm8k: gen_length=30 is not a multiple of block_length=8" in err
     assert "nearest valid block_length is 6 or 10" in err
     assert not out.exists()
+
+
+def test_suite_progress_line_estimates_the_rest_from_the_finished_tasks():
+    from mmada_bench.runner import suite_progress
+
+    assert suite_progress(0, 4, "mmlu@ab", 0.2) == "[1/4] mmlu@ab -- 0s elapsed"
+    assert suite_progress(2, 4, "gsm8k@cd", 80.0) == "[3/4] gsm8k@cd -- 1m20s elapsed, about 1m20s left"
+    assert suite_progress(1, 3, "math@ef", 4000.0).endswith("1h06m elapsed, about 2h13m left")
+
+
+def test_summary_shows_no_token_count_for_log_likelihood_tasks():
+    from mmada_bench.reports.summary import format_summary
+
+    def entry(task: str, tokens: int) -> dict:
+        return {"task": task, "primary_metric": "acc", "metrics": {"acc": {"value": 0.5, "stderr": None}},
+                "n_samples": 2, "num_fewshot": 0, "cost": {"nfe": 4, "tokens": tokens}, "seconds": 1.0}
+
+    table = format_summary({"model": {"model": "tiny"}, "tasks": {"mmlu@1": entry("mmlu", 0),
+                                                                   "gsm8k@2": entry("gsm8k", 64)}})
+    rows = {line.split()[0]: line.split() for line in table.splitlines()[3:]}
+    assert rows["mmlu"][6:8] == ["4", "-"] and rows["gsm8k"][6:8] == ["4", "64"]

@@ -105,6 +105,7 @@ class ImageRequest:
 class ImageResult:
     image: Any
     cost: Cost = field(default_factory=Cost)
+    artifact: str | None = None  # where the request engine stored the PNG, relative to the run folder
 
 
 class CapabilityError(ConfigError):

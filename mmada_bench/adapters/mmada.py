@@ -6,9 +6,9 @@ Carlo log-likelihood, and turns ids back into text or images.
 
 Determinism: every random draw uses a generator seeded from the request's own ``seed``. Greedy text
 generation draws nothing, so it is batched; stochastic generation (temperature > 0, random
-remasking) and image generation run one request per sampler call so each request's noise is its own
-and results do not depend on batch composition. Log-likelihoods with a one-token continuation are
-exact and batched; longer ones use per-request MC draws.
+remasking) runs one request per sampler call so each request's noise is its own and results do not
+depend on batch composition; image generation is batched with one generator per row, to the same end.
+Log-likelihoods with a one-token continuation are exact and batched; longer ones use per-request MC draws.
 """
 
 from __future__ import annotations
@@ -319,24 +319,36 @@ class MMaDAAdapter(Adapter):
         return results
 
     def generate_images(self, requests: Sequence[ImageRequest], settings: ImageSettings) -> list[ImageResult]:
-        """T2I: MaskGIT decoding of ``t2i_gen`` prompts (with CFG against the empty prompt), then MAGVIT-v2."""
+        """T2I: MaskGIT decoding of ``t2i_gen`` prompts (with CFG against the empty prompt), then MAGVIT-v2.
+
+        Requests are decoded ``batch_size`` at a time: one forward pass per step over the batch's
+        conditional rows and, with guidance, its unconditional rows (``2B`` rows, as the reference
+        batches CFG). Each row draws its noise from a generator seeded by its own request, so an image
+        equals the one its request makes alone, whatever shares its batch.
+        """
         vq = self._vq()
         side = self._image_resolution(settings.resolution) // vq.config.downsample_factor
         tokens = side * side
         builder = MMaDAPrompting.from_config(self.tokenizer, self.bundle.config, settings.max_text_len)
-        results = []
-        for request in requests:  # one call per request: each image's noise comes from its own seed
-            cond = builder.t2i_gen([request.prompt], tokens)
-            uncond = builder.t2i_gen([""], tokens) if settings.guidance_scale > 0 else None
+        device = self.bundle.device
+        results: list[ImageResult] = []
+        for batch in self._batches(len(requests), True):
+            items = [requests[i] for i in batch]
+            cond = builder.t2i_gen([item.prompt for item in items], tokens)
+            uncond = builder.t2i_gen([""] * len(items), tokens) if settings.guidance_scale > 0 else None
             stats = SamplingStats()
-            generator = torch.Generator(device=self.bundle.device).manual_seed(request.seed)
+            generators = [torch.Generator(device=device).manual_seed(item.seed) for item in items]
             codes = generate_image(
                 self.model, cond.input_ids, uncond.input_ids if uncond else None, cond.attention_mask,
                 uncond.attention_mask if uncond else None, timesteps=settings.timesteps,
                 guidance_scale=settings.guidance_scale, temperature=settings.temperature, schedule=settings.schedule,
-                generator=generator, num_image_tokens=tokens, mask_id=self.special.mask, stats=stats,
+                generator=generators, num_image_tokens=tokens, mask_id=self.special.mask, stats=stats,
             )
+            # Decoded one image at a time: MAGVIT-v2's convolutions round differently at other batch
+            # sizes (1e-6), which can flip a uint8 pixel; one decode is cheap next to the sampler steps.
             with torch.inference_mode():
-                picture = image_processing.postprocess_images(vq.decode(codes, (side, side)).float().cpu())[0]
-            results.append(ImageResult(picture, Cost(stats.nfe, tokens, stats.seconds)))
+                pictures = [image_processing.postprocess_images(vq.decode(row[None], (side, side)).float().cpu())[0]
+                            for row in codes]
+            share = stats.seconds / len(items)
+            results += [ImageResult(picture, Cost(stats.nfe, tokens, share)) for picture in pictures]
         return results

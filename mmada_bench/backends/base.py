@@ -33,7 +33,7 @@ class RunContext:
     bootstrap_iters: int
     progress: bool
     seeds: Mapping[str, int]
-    sample_ids: Mapping[str, list[str]] = field(default_factory=dict)
+    sample_ids: Mapping[str, list[str]] = field(default_factory=dict)  # --samples: task -> ids
 
 
 @dataclass
@@ -46,10 +46,16 @@ class TaskPlan:
     limit: int | float | None
     prepared: Any
     data: dict[str, Any]
+    samples: list[str] | None = None  # the ``--samples`` ids, in the order given
 
     def decisive(self) -> dict[str, Any]:
-        """Everything that decides this task's numbers besides the model (hashed into its entry key)."""
-        return {"settings": self.settings.to_dict(), "num_fewshot": self.num_fewshot, "limit": self.limit}
+        """Everything that decides this task's numbers besides the model (hashed into its entry key).
+
+        The sample list enters only when given, so entries of runs without ``--samples`` keep their keys."""
+        out = {"settings": self.settings.to_dict(), "num_fewshot": self.num_fewshot, "limit": self.limit}
+        if self.samples is not None:
+            out["samples"] = list(self.samples)
+        return out
 
     @property
     def key(self) -> str:

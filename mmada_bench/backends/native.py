@@ -46,13 +46,15 @@ class NativeBackend:
             by_id = {str(task.doc_id(row)): row for row in rows}
             missing = [i for i in wanted if i not in by_id]
             if missing:
-                raise ConfigError(f"task {spec.name}: sample ids not in the data: {', '.join(missing[:5])}")
+                raise ConfigError(f"--samples: task {spec.name} has no sample {missing[0]!r} (ids are its doc_id "
+                                  f"values, e.g. {', '.join(list(by_id)[:3])})")
             rows = [by_id[i] for i in wanted]
         else:
             rows = limited(rows, context.limit)
         if not rows:
             raise ConfigError(f"task {spec.name}: no rows to evaluate")
-        return TaskPlan(spec, settings, None, context.limit, rows, loaded.info())
+        return TaskPlan(spec, settings, None, context.limit, rows, loaded.info(),
+                        samples=list(wanted) if wanted is not None else None)
 
     def run(self, plan: TaskPlan, context: RunContext, engine: RequestEngine) -> TaskOutput | None:
         spec, task = plan.spec, plan.spec.impl
@@ -67,6 +69,11 @@ class NativeBackend:
                 jobs.append(Job(request.method, request.request, request.content, plan.settings,
                                 owner=(plan.key, str(doc_id)), length=request.length, group=request.group))
         served = engine.serve(jobs, label=spec.name)
+        if hasattr(task, "bind_scoring"):  # a scorer that is a model too (WISE's judge): its calls are logged requests
+            task.bind_scoring(lambda adapter, settings, requests, owner: [s.result for s in RequestEngine(
+                adapter, engine.log, seed=engine.seed, batch_size=engine.batch_size, progress=False, rank=engine.rank,
+            ).serve([Job(r.method, r.request, r.content, settings, owner=(plan.key, *owner), length=r.length)
+                     for r in requests])])
         records = []
         for row, (begin, end) in zip(rows, spans, strict=True):
             part = served[begin:end]

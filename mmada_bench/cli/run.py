@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 from mmada_bench.adapters.settings import parse_assignments
+from mmada_bench.errors import ConfigError
 from mmada_bench.runner import RunConfig, run_suite
 
 
@@ -19,6 +21,25 @@ def _limit(text: str) -> int | float:
     if value > 1 and not value.is_integer():
         raise argparse.ArgumentTypeError(f"--limit above 1 must be a whole number of examples, got {text!r}")
     return int(value) if value >= 1 else value
+
+
+def read_sample_ids(path: Path) -> dict[str, list[str]]:
+    """``--samples FILE``: a JSON object ``{"task": [id, ...]}``; ids are ``doc_id`` (or ``subtask/doc_id`` for a
+    task lm-eval splits into subtasks), as ``mmada-bench regress --write-samples`` writes them."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8-sig"))
+    except OSError as exc:
+        raise ConfigError(f"--samples {path}: cannot read ({exc.strerror})") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"--samples {path}: not valid JSON ({exc})") from None
+    if not isinstance(data, dict) or not data:
+        raise ConfigError(f'--samples {path}: expected a JSON object {{"task": [id, ...]}}')
+    out = {}
+    for task, ids in data.items():
+        if not isinstance(ids, list) or not all(isinstance(i, (str, int)) and not isinstance(i, bool) for i in ids):
+            raise ConfigError(f"--samples {path}: task {task!r} must map to a list of ids (strings or integers)")
+        out[task] = [str(i) for i in ids]
+    return out
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -36,6 +57,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    "for understanding tasks")
     p.add_argument("--sample-data", action="store_true", help="use the few bundled sample rows per task")
     p.add_argument("--limit", type=_limit, default=None, help="first N examples per (sub)task, or a fraction")
+    p.add_argument("--samples", type=Path, default=None, metavar="FILE",
+                   help='evaluate only these samples: JSON {"task": [id, ...]} (ids as in samples files: doc_id, '
+                   'or subtask/doc_id; `mmada-bench regress --write-samples` writes one)')
     p.add_argument("--batch-size", type=int, default=8, help="requests per model call (default 8)")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, ... (default auto)")
     p.add_argument("--dtype", default="float32", help="float32 | bfloat16 | float16 (default float32)")
@@ -46,7 +70,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    "modality (text, mmu, t2i), task.key=value for one task, preset=NAME for a task preset "
                    "(e.g. steps=128,gen_length=128,gpqa.mc_num=32)")
     p.add_argument("--label", default=None, help="free-form label of the model under test (e.g. stage-2)")
-    p.add_argument("--bootstrap-iters", type=int, default=1000, help="bootstrap resamples for stderr (default 1000)")
+    p.add_argument("--bootstrap-iters", type=int, default=1000, help="bootstrap resamples for stderr (default 1000; 0: no stderr)")
     p.add_argument("--vq-model", default=None, help="MAGVIT-v2 folder (default: <model>/vq_model if present)")
     p.add_argument("--tokenizer", default=None, help="tokenizer folder (default: the checkpoint's)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -60,6 +84,7 @@ def run(args: argparse.Namespace) -> int:
         device=args.device, dtype=args.dtype, seed=args.seed, num_fewshot=args.num_fewshot,
         sampler=parse_assignments(args.sampler), label=args.label, bootstrap_iters=args.bootstrap_iters,
         progress=not args.no_progress, vq_model=args.vq_model, tokenizer=args.tokenizer,
+        samples=read_sample_ids(args.samples) if args.samples is not None else None,
     )
     run_suite(config)
     return 0

@@ -19,10 +19,12 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import sys
 import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from tqdm.auto import tqdm
@@ -93,34 +95,55 @@ def encode_result(method: str, result: Any, key: str, log: RequestLog) -> dict[s
     if method == "loglikelihood_rolling":
         return {"answer": result.logprob}
     if method == "generate_images":
-        return {"artifact": log.write_artifact(key, png_bytes(result.image), ".png")}
+        reference = log.write_artifact(key, png_bytes(result.image), ".png")
+        result.artifact = artifact_path(log, reference)
+        return {"artifact": reference}
     raise ValueError(f"unknown method {method!r}")
 
 
 def decode_result(method: str, record: Mapping[str, Any], log: RequestLog) -> Any | None:
-    """The result object of a logged answer, or None when it cannot be restored (missing artifact)."""
+    """The result object of a logged answer, or None when it cannot be restored (a missing artifact, or a
+    line whose fields have the wrong JSON types: an edited or foreign log), so the request is recomputed."""
+    try:
+        return _decode(method, record, log)
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return None
+
+
+def _decode(method: str, record: Mapping[str, Any], log: RequestLog) -> Any | None:
     cost = Cost(**record.get("cost", {}))
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in asdict(cost).values()):
+        return None
     if method in ("generate_text", "answer_about_image"):
-        answer = record["answer"]
-        if not isinstance(answer, str):
+        answer, raw = record["answer"], record.get("raw", record["answer"])
+        if not isinstance(answer, str) or not isinstance(raw, str):
             return None
-        return TextResult(answer, record.get("raw", answer), cost)
+        return TextResult(answer, raw, cost)
     if method == "loglikelihood":
         value = record["answer"]
-        if not (isinstance(value, list) and len(value) == 2):
+        if not (isinstance(value, list) and len(value) == 2 and _number(value[0]) and isinstance(value[1], bool)):
             return None
-        return LoglikelihoodResult(float(value[0]), bool(value[1]), cost)
+        return LoglikelihoodResult(float(value[0]), value[1], cost)
     if method == "loglikelihood_rolling":
         value = record["answer"]
-        return LoglikelihoodResult(float(value), False, cost) if isinstance(value, (int, float)) else None
+        return LoglikelihoodResult(float(value), False, cost) if _number(value) else None
     if method == "generate_images":
         data = log.read_artifact(record.get("artifact") or {})
         if data is None:
             return None
         from PIL import Image
 
-        return ImageResult(Image.open(io.BytesIO(data)).convert("RGB"), cost)
+        return ImageResult(Image.open(io.BytesIO(data)).convert("RGB"), cost, artifact_path(log, record["artifact"]))
     return None
+
+
+def artifact_path(log: RequestLog, reference: Mapping[str, str]) -> str:
+    """An artifact's path relative to the run folder (the request folder's parent), for records."""
+    return os.path.relpath(log.artifacts / reference["path"], log.folder.parent).replace(os.sep, "/")
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def png_bytes(image: Any) -> bytes:
@@ -177,6 +200,7 @@ class RequestEngine:
             size = self.batch_size
             batches += [(method, settings, indices[i : i + size]) for i in range(0, len(indices), size)]
         logged = sum(1 for k in keys if self.log is not None and k in self.log)
+        unreadable = 0
         bar = tqdm(
             total=len(jobs), desc=label or None, unit="req", dynamic_ncols=True,
             disable=not self.progress or self.rank != 0 or not jobs,
@@ -190,6 +214,7 @@ class RequestEngine:
                     record = self.log.get(keys[i]) if self.log is not None else None
                     result = decode_result(method, record, self.log) if record is not None else None
                     if result is None:
+                        unreadable += record is not None
                         missing.append(i)
                         continue
                     answers[i] = Served(result, result.cost, True, keys[i])
@@ -198,6 +223,10 @@ class RequestEngine:
                     self._compute(method, settings, [jobs[i] for i in missing], [keys[i] for i in missing], answers,
                                   missing)
                 bar.update(len(batch))
+        if unreadable and self.rank == 0:
+            where = self.log.folder if self.log is not None else "the request log"
+            sys.stderr.write(f"mmada-bench: warning: {unreadable} logged answer(s) in {where} could not be read back "
+                             "(wrong JSON types or a missing artifact) and were recomputed\n")
         return [a for a in answers if a is not None]
 
     def _compute(

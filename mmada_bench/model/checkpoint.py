@@ -28,6 +28,8 @@ if TYPE_CHECKING:  # imported lazily: MAGVIT-v2 loading must not pull in transfo
     from mmada_bench.model.configuration_mmada import MMaDAConfig
 
 CONFIG_NAME = "config.json"
+#: config.json fields that set tensor shapes; a checkpoint config must state them.
+SHAPE_FIELDS = ("d_model", "n_heads", "n_layers")
 SINGLE_WEIGHTS = "model.safetensors"
 SHARD_INDEX = "model.safetensors.index.json"
 #: model_type values whose key layout and semantics this loader reads (LLaDA = text-only MMaDA).
@@ -93,6 +95,9 @@ def read_config(path: str | Path) -> MMaDAConfig:
         raise CheckpointError(
             f"{config_file}: model_type {model_type!r} is not one of {', '.join(ACCEPTED_MODEL_TYPES)}"
         )
+    missing = [name for name in SHAPE_FIELDS if name not in raw]
+    if missing:  # the class defaults are MMaDA-8B's: filling them in would blame the weights instead
+        raise CheckpointError(f"{config_file}: missing {', '.join(missing)} (the model's shape is not guessed)")
     raw = {k: v for k, v in raw.items() if k != "model_type"}
     try:
         config = MMaDAConfig(**raw)

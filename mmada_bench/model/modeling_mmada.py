@@ -79,7 +79,8 @@ class RotaryEmbedding(nn.Module):
     def tables(self, length: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
         key = (str(device), length)
         cached = self._cache.get(key)
-        if cached is None:
+        # Tables made under inference_mode (a sampler call) cannot enter autograd: rebuild them for training.
+        if cached is None or (cached[0].is_inference() and not torch.is_inference_mode_enabled()):
             with torch.autocast(device_type=device.type, enabled=False):
                 exponent = torch.arange(0, self.head_dim, 2, device=device, dtype=torch.float32) / self.head_dim
                 inv_freq = 1.0 / (self.theta**exponent)

@@ -83,6 +83,7 @@ def load_tokenizer(path: str | Path) -> PreTrainedTokenizerBase:
     folder = Path(path)
     if not folder.is_dir():
         raise CheckpointError(f"tokenizer folder {folder} does not exist")
+    _check_tokenizer_json(folder / "tokenizer.json")
     from transformers import AutoTokenizer
 
     try:
@@ -96,6 +97,20 @@ def load_tokenizer(path: str | Path) -> PreTrainedTokenizerBase:
     if tokenizer.pad_token is None and tokenizer.eos_token is not None:
         tokenizer.pad_token = tokenizer.eos_token
     return tokenizer
+
+
+def _check_tokenizer_json(file: Path) -> None:
+    """A present ``tokenizer.json`` must be a JSON tokenizers file; transformers would only say ``'added_tokens'``."""
+    if not file.is_file():
+        return
+    try:
+        raw = json.loads(file.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise CheckpointError(f"{file} is not valid JSON ({exc}); restore it from the checkpoint") from None
+    missing = [key for key in ("model", "added_tokens") if not isinstance(raw, dict) or key not in raw]
+    if missing:
+        raise CheckpointError(f"{file} is not a tokenizers file (no {' or '.join(repr(k) for k in missing)} key); "
+                              "restore it from the checkpoint")
 
 
 def coverage_text() -> str:

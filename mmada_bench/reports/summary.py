@@ -10,6 +10,12 @@ def _fmt(value: Any) -> str:
     return f"{value:.4f}" if isinstance(value, (int, float)) and not isinstance(value, bool) else "-"
 
 
+def _tokens(cost: dict[str, Any]) -> str:
+    """Decoded tokens; "-" when the task decoded none (log-likelihood tasks score given text, so 0 would
+    read as a failed generation)."""
+    return str(cost["tokens"]) if cost.get("tokens") else "-"
+
+
 def format_summary(results: dict[str, Any], only: Sequence[str] | None = None) -> str:
     """Primary metric first; a task shown twice (two settings) is labelled ``task@hash``."""
     model = results.get("model", {})
@@ -29,7 +35,7 @@ def format_summary(results: dict[str, Any], only: Sequence[str] | None = None) -
             rows.append((
                 label if first else "", name, _fmt(entry["value"]), _fmt(entry["stderr"]),
                 str(task["n_samples"]) if first else "", ("-" if shots is None else str(shots)) if first else "",
-                str(cost["nfe"]) if first else "", str(cost["tokens"]) if first else "",
+                str(cost["nfe"]) if first else "", _tokens(cost) if first else "",
                 f"{task['seconds']:.1f}" if first else "",
             ))
     widths = [max(len(str(r[c])) for r in [header, *rows]) for c in range(len(header))]

@@ -7,12 +7,17 @@ line naming the file, never a traceback from deep inside a report.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from mmada_bench.errors import DataError
+from mmada_bench.hashing import json_sha256
 from mmada_bench.results.schema import SCHEMA_VERSION, TaskResult
+
+#: Fields every results.json task entry must have for reports to read it.
+ENTRY_FIELDS = ("task", "key", "metrics", "primary_metric", "n_samples", "settings")
 
 
 def find_entry(results: dict[str, Any], task: str) -> dict[str, Any]:
@@ -47,7 +52,30 @@ class RunFolder:
         version = results.get("schema_version") if isinstance(results, dict) else None
         if version != SCHEMA_VERSION:
             raise DataError(f"{file}: schema_version {version!r}, this mmada-bench reads {SCHEMA_VERSION}")
+        tasks = results.get("tasks")
+        if not isinstance(tasks, dict):
+            raise DataError(f"{file}: 'tasks' is missing or not an object")
+        for key, entry in tasks.items():
+            missing = [f for f in ENTRY_FIELDS if not isinstance(entry, dict) or f not in entry]
+            if missing:
+                raise DataError(f"{file}: task entry {key!r} lacks {', '.join(missing)}")
         return cls(folder, results)
+
+    # -- run-level facts ---------------------------------------------------------------------------
+    @property
+    def label(self) -> str:
+        """How reports name this run: the ``--label``, else the model name, else the folder name."""
+        model = self.results.get("model") or {}
+        return str(model.get("label") or model.get("model") or self.path.name)
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """The run config as written by the runner (``RunConfig`` as a dict)."""
+        return dict(self.results.get("config") or {})
+
+    def keys(self) -> list[str]:
+        """Entry keys (``task@hash``) in file order."""
+        return list(self.results["tasks"])
 
     def tasks(self) -> list[TaskResult]:
         return [TaskResult.from_dict(entry) for entry in self.results.get("tasks", {}).values()]
@@ -72,6 +100,59 @@ class RunFolder:
                 raise DataError(f"{file}:{number}: not valid JSON") from None
         return out
 
+    def sample_map(self, task: str) -> dict[str, dict[str, Any]]:
+        """Per-sample records of one entry by :func:`sample_id` (``subtask/doc_id``); a repeated id is an
+        error, since pairing two runs' samples needs each id once."""
+        out: dict[str, dict[str, Any]] = {}
+        for record in self.samples(task):
+            ident = sample_id(record)
+            if ident in out:
+                key = self.entry(task)["key"]
+                raise DataError(f"{self.path / 'samples' / (key + '.jsonl')}: sample {ident} appears twice")
+            out[ident] = record
+        return out
+
+    def entries_frame(self):
+        """One row per task entry: protocol (few-shot, settings, data) and cost, for sweeps and gates."""
+        import pandas as pd
+
+        rows = []
+        for key, entry in self.results["tasks"].items():
+            cost = entry.get("cost") or {}
+            n = entry.get("n_samples") or 0
+            seconds = cost.get("seconds")
+            tokens = cost.get("tokens")
+            rows.append({
+                "run": str(self.path), "model": self.label, "task": entry["task"], "key": key,
+                "modality": entry.get("modality"), "primary_metric": entry["primary_metric"], "n": n,
+                "num_fewshot": entry.get("num_fewshot"), "limit": entry.get("limit"),
+                "settings_hash": settings_fingerprint(entry), "data_hash": data_fingerprint(entry),
+                "nfe": cost.get("nfe"), "tokens": tokens, "sampler_seconds": seconds,
+                "tokens_per_forward": cost.get("tokens_per_forward"),
+                "nfe_per_sample": cost["nfe"] / n if n and cost.get("nfe") is not None else None,
+                "seconds_per_sample": seconds / n if n and seconds is not None else None,
+                "tokens_per_second": tokens / seconds if tokens is not None and seconds else None,
+                "seconds": entry.get("seconds"), **{f"setting.{k}": v for k, v in entry["settings"].items()},
+            })
+        return pd.DataFrame(rows)
+
+    def samples_frame(self, task: str):
+        """One row per (sample, metric) of one entry: id, hashes, value, cost -- for paired tests."""
+        import pandas as pd
+
+        rows = []
+        for ident, record in self.sample_map(task).items():
+            cost = record.get("cost") or {}
+            for name, value in (record.get("metrics") or {}).items():
+                if isinstance(value, bool) or not isinstance(value, (int, float)):
+                    continue
+                rows.append({"sample": ident, "doc_id": record.get("doc_id"), "subtask": record.get("subtask", ""),
+                             "metric": name, "value": float(value), "prompt_hash": record.get("prompt_hash"),
+                             "doc_hash": record.get("doc_hash"), "nfe": cost.get("nfe"), "tokens": cost.get("tokens"),
+                             "seconds": cost.get("seconds")})
+        return pd.DataFrame(rows, columns=["sample", "doc_id", "subtask", "metric", "value", "prompt_hash", "doc_hash",
+                                           "nfe", "tokens", "seconds"])
+
     def metrics_frame(self):
         """One row per (entry, metric): pandas, for tables and plots."""
         import pandas as pd
@@ -87,3 +168,28 @@ class RunFolder:
                     "tokens": task.cost.get("tokens"), "seconds": task.seconds,
                 })
         return pd.DataFrame(rows)
+
+
+def sample_id(record: dict[str, Any]) -> str:
+    """A sample's identity across runs: ``subtask/doc_id`` (lm-eval numbers docs per subtask, e.g. MMLU)."""
+    subtask, task = record.get("subtask") or "", record.get("task") or ""
+    doc = str(record.get("doc_id"))
+    return doc if not subtask or subtask == task else f"{subtask}/{doc}"
+
+
+def data_fingerprint(entry: dict[str, Any]) -> str | None:
+    """Short hash of the data files' contents (not their paths, which differ between machines)."""
+    files = ((entry.get("data") or {}).get("files_sha256")) or {}
+    if not files:
+        return None
+    return json_sha256(sorted(files.values()))[:10]
+
+
+def settings_fingerprint(entry: dict[str, Any]) -> str:
+    """Short hash of an entry's sampler settings alone (the entry key also covers few-shot and limit)."""
+    return json_sha256(entry.get("settings") or {})[:10]
+
+
+def open_runs(paths: Iterable[str | Path]) -> list[RunFolder]:
+    """Open every folder (each checked as :meth:`RunFolder.open` does), in the order given."""
+    return [RunFolder.open(p) for p in paths]

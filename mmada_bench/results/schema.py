@@ -34,7 +34,10 @@ class MetricValue:
     """One number and where it came from.
 
     ``rule`` names what produced it (an lm-eval metric and filter, a VLMEvalKit rule, the official VQA
-    accuracy...), so two numbers under one name can be told apart in reports.
+    accuracy...), so two numbers under one name can be told apart in reports. ``unit`` is ``"points"``
+    where the producer already scaled a proportion x100 (VLMEvalKit prints accuracies that way, and the
+    MMU tasks keep its numbers); empty means as stored (lm-eval's proportions in [0, 1]), so reports
+    never scale a number twice.
     """
 
     value: float | None
@@ -42,13 +45,14 @@ class MetricValue:
     stderr_method: str = ""
     rule: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    unit: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> MetricValue:
-        known = {k: data[k] for k in ("value", "stderr", "stderr_method", "rule", "extra") if k in data}
+        known = {k: data[k] for k in ("value", "stderr", "stderr_method", "rule", "extra", "unit") if k in data}
         return cls(**known)
 
 
@@ -101,6 +105,8 @@ class TaskResult:
     seconds: float = 0.0
     spec: dict[str, Any] = field(default_factory=dict)
     details: dict[str, Any] = field(default_factory=dict)
+    #: the ``--samples`` ids evaluated (None: the whole split, or its first ``limit`` rows).
+    sample_ids: list[str] | None = None
 
     @property
     def key(self) -> str:

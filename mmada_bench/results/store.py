@@ -48,8 +48,18 @@ class ResultsStore:
         if self.root.exists() and not self.root.is_dir():
             raise ConfigError(f"--output {self.root} exists and is not a folder")
         probe = self.root if self.root.exists() else next((p for p in self.root.parents if p.exists()), None)
+        if probe is not None and not probe.is_dir():
+            raise ConfigError(f"--output {self.root}: {probe} is a file, not a folder")
         if probe is not None and not os.access(probe, os.W_OK | os.X_OK):
             raise ConfigError(f"--output {self.root}: {probe} is not writable")
+        for folder in (self.requests_dir, self.samples_dir, self.artifacts_dir, self.staging_dir):
+            if folder.exists() and not folder.is_dir():
+                raise ConfigError(f"{folder} is a file; this run folder needs a folder there (move it away)")
+            if folder.is_dir() and not os.access(folder, os.W_OK | os.X_OK):
+                raise ConfigError(f"{folder} is not writable")
+        for file in (self.results_path, self.manifest_path):
+            if file.exists() and not file.is_file():
+                raise ConfigError(f"{file} is not a file; move it away or use a new --output")
 
     def lock(self) -> None:
         """Take the folder's lock for this process; a second run into the same folder is refused."""

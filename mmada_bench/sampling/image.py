@@ -62,7 +62,7 @@ def _log(t: torch.Tensor, eps: float = 1e-20) -> torch.Tensor:
 
 
 def _remask(
-    mask_len: torch.Tensor, probs: torch.Tensor, temperature: float, generator: torch.Generator | None
+    mask_len: torch.Tensor, probs: torch.Tensor, temperature: float, generator: torch.Generator | list | None
 ) -> torch.Tensor:
     """Re-mask (True) each row's ``mask_len`` least confident positions, confidence Gumbel-perturbed.
 
@@ -70,7 +70,10 @@ def _remask(
     the ``mask_len``-th smallest score and strictly lower scores are re-masked. The uniform draw
     is made in the probabilities' dtype, as the reference makes it.
     """
-    uniform = torch.zeros_like(probs).uniform_(0, 1, generator=generator)
+    if isinstance(generator, (list, tuple)):  # one generator per row: each row as if run alone
+        uniform = torch.cat([torch.zeros_like(probs[i : i + 1]).uniform_(0, 1, generator=g) for i, g in enumerate(generator)])
+    else:
+        uniform = torch.zeros_like(probs).uniform_(0, 1, generator=generator)
     confidence = _log(probs) + temperature * -_log(-_log(uniform))
     cut_off = torch.gather(torch.sort(confidence, dim=-1).values, 1, mask_len.long())
     return confidence < cut_off
@@ -216,7 +219,7 @@ def generate_image(
     guidance_scale: float,
     temperature: float = 1.0,
     schedule: str = "cosine",
-    generator: torch.Generator | None = None,
+    generator: torch.Generator | list[torch.Generator] | None = None,
     batch_cfg: bool = True,
     num_image_tokens: int | None = None,
     mask_id: int | None = None,
@@ -237,7 +240,8 @@ def generate_image(
         temperature: initial re-masking noise ``tau0``; annealed cumulatively,
             ``tau <- tau * (1 - (step+1)/T)`` (a reference quirk: the last step uses 0).
         schedule: ``"cosine"``, ``"linear"``, ``"pow<p>"`` or ``"sigmoid"`` mask schedule.
-        generator: random generator for the multinomial draw and the re-masking noise.
+        generator: random generator for the multinomial draw and the re-masking noise; a list gives
+            one per row, so each row samples what it would sample run alone.
         batch_cfg: run the conditional and unconditional passes as one batch of ``2B`` (what the
             reference does: exact, one forward call per step). ``False`` runs them as two calls:
             half the peak activation memory, same math, logits equal up to rounding.
@@ -266,7 +270,10 @@ def generate_image(
         sampled = codes
         for step in range(timesteps):
             probs = inp.logits(model, record).softmax(dim=-1)
-            sampled = torch.multinomial(probs.reshape(-1, inp.codebook), 1, generator=generator)[:, 0]
+            if isinstance(generator, (list, tuple)):
+                sampled = torch.cat([torch.multinomial(probs[i], 1, generator=g) for i, g in enumerate(generator)])[:, 0]
+            else:
+                sampled = torch.multinomial(probs.reshape(-1, inp.codebook), 1, generator=generator)[:, 0]
             sampled = torch.where(unknown, sampled.view(batch, n), codes)
             ratio = 1.0 * (step + 1) / timesteps
             selected = torch.gather(probs, -1, sampled[..., None]).squeeze(-1)

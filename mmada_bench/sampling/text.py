@@ -161,7 +161,7 @@ def generate_text(
     cfg_scale: float = 0.0,
     remasking: str = "low_confidence",
     attention_mask: torch.Tensor | None = None,
-    generator: torch.Generator | None = None,
+    generator: torch.Generator | list[torch.Generator] | None = None,
     mask_id: int | None = None,
     eos_id: int | None = None,
     cache: str | None = None,
@@ -188,7 +188,8 @@ def generate_text(
             ``"random"`` (uniform scores).
         attention_mask: optional 0/1 mask, (B, P) or (B, P + gen_length); 0 marks left pads.
         generator: random generator for temperature > 0 or random remasking; None uses torch's
-            global generator, as the reference does.
+            global generator, as the reference does. A list gives one generator per row: each row
+            then draws exactly what it would draw run alone, so batching does not change samples.
         mask_id / eos_id: default ``model.config.mask_token_id`` / ``model.config.eos_token_id``.
         cache: fast mode, **approximate**. ``"prefix"``: at each block start one full forward
             refreshes the KV cache; the other steps recompute only the current block and
@@ -284,7 +285,7 @@ def _predict(
     logits: torch.Tensor,
     temperature: float,
     remasking: str,
-    generator: torch.Generator | None,
+    generator: torch.Generator | list[torch.Generator] | None,
     reference_rng: bool,
     start: int,
     total: int,
@@ -298,10 +299,10 @@ def _predict(
     device = logits.device
     if temperature > 0:
         if reference_rng:
-            noise = torch.rand((batch, total, vocab), dtype=torch.float64, device=device, generator=generator)
+            noise = _rand((batch, total, vocab), generator, dtype=torch.float64, device=device)
             noise = noise[:, start : start + width]
         else:
-            noise = torch.rand((batch, width, vocab), dtype=torch.float64, device=device, generator=generator)
+            noise = _rand((batch, width, vocab), generator, dtype=torch.float64, device=device)
         x0 = torch.argmax(logits.to(torch.float64).exp() / (-torch.log(noise)) ** temperature, dim=-1)
     else:
         x0 = torch.argmax(logits, dim=-1)
@@ -310,10 +311,17 @@ def _predict(
         confidence = torch.gather(probs, -1, x0.unsqueeze(-1)).squeeze(-1)
     else:
         shape = (batch, total) if reference_rng else (batch, width)
-        confidence = torch.rand(shape, device=device, generator=generator)
+        confidence = _rand(shape, generator, device=device)
         if reference_rng:
             confidence = confidence[:, start : start + width]
     return x0, confidence
+
+
+def _rand(shape: tuple[int, ...], generator, **kwargs) -> torch.Tensor:
+    """Uniforms of ``shape``; with a list of generators, row i comes from generator i (as if run alone)."""
+    if isinstance(generator, (list, tuple)):
+        return torch.cat([torch.rand((1, *shape[1:]), generator=g, **kwargs) for g in generator])
+    return torch.rand(shape, generator=generator, **kwargs)
 
 
 def _top_k(confidence: torch.Tensor, k: torch.Tensor) -> torch.Tensor:

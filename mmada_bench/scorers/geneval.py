@@ -604,14 +604,21 @@ class GenEvalSummary:
         }
 
     def render(self) -> str:
-        """A short human-readable table (percentages to 2 decimals, overall to 5, as GenEval prints)."""
+        """The summary in the layout of GenEval's ``summary_scores.py`` (percentages to 2 decimals,
+        tags in first-seen order, overall to 5 decimals)."""
         lines = [
-            f"images: {self.total_images}  prompts: {self.total_prompts}",
-            f"correct images: {self.fraction_correct_images:.2%}  prompts with a correct image: "
-            f"{self.fraction_correct_prompts:.2%}",
+            "Summary",
+            "=======",
+            f"Total images: {self.total_images}",
+            f"Total prompts: {self.total_prompts}",
+            f"% correct images: {self.fraction_correct_images:.2%}",
+            f"% correct prompts: {self.fraction_correct_prompts:.2%}",
+            "",
+            "Task breakdown",
+            "==============",
         ]
-        lines += [f"  {t:<16} {s.score:.2%} ({s.correct}/{s.images})" for t, s in self.per_tag.items()]
-        lines.append(f"overall (mean over tags): {self.overall:.5f}")
+        lines += [f"{t:<16} = {s.score:.2%} ({s.correct} / {s.images})" for t, s in self.per_tag.items()]
+        lines += ["", f"Overall score (avg. over tasks): {self.overall:.5f}"]
         return "\n".join(lines)
 
 

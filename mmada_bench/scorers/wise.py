@@ -33,6 +33,7 @@ import io
 import json
 import os
 import re
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +44,8 @@ try:  # httpx2 is the drop-in successor that huggingface_hub 2 installs; either 
 except ImportError:  # pragma: no cover - depends on the environment
     import httpx2 as httpx  # type: ignore[no-redef]
 
+from mmada_bench.adapters.base import Adapter, Cost, TextResult
+from mmada_bench.adapters.settings import Settings
 from mmada_bench.errors import ConfigError, DataError, MMaDABenchError
 
 WISE_SOURCE = "PKU-YuanGroup/WISE@eb51174483a5de2e34e8614cf9dfb3319ee7fcd0"
@@ -873,3 +876,69 @@ class JudgeClient:
             raise JudgeError(
                 f"judge {self.endpoint} sent a malformed reply ({type(exc).__name__}): {_one_line(response.text)}"
             ) from None
+
+
+# --------------------------------------------------------------------------------------------------
+# The judge as an adapter: its calls go through the request engine like the model's
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class JudgeRequest:
+    """One judge call: chat messages (JSON text) and the image's PNG bytes; ``attempt`` makes each
+    retry a request of its own, so a rerun serves every attempt from the log and repeats none."""
+
+    messages: str
+    image_png: bytes
+    attempt: int = 0
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class JudgeSettings(Settings):
+    """What decides a judge's reply besides the messages and image (part of every judge request key)."""
+
+    MODALITY = "judge"
+
+    protocol: str = "legacy"
+    template_sha256: str = ""
+    temperature: float = 0.0
+    max_tokens: int = 500
+    extra_body: str = "{}"  # JSON text (a dict is not hashable)
+
+
+class JudgeAdapter(Adapter):
+    """A :class:`JudgeClient` seen as an adapter that answers questions about images.
+
+    The request engine keys, logs and serves its replies exactly as it does the model's answers; a
+    batch is sent as concurrent HTTP requests. An unreachable judge raises :class:`JudgeError` (one
+    line): the run stops, and every image and reply logged so far stays.
+    """
+
+    def __init__(self, client: JudgeClient, concurrency: int = 8) -> None:
+        self.client = client
+        self.concurrency = max(1, concurrency)
+
+    def identity(self) -> dict[str, Any]:
+        return {"adapter": "openai-chat-judge", "model": self.client.model}
+
+    def describe(self) -> dict[str, Any]:
+        return {**self.identity(), **self.client.describe()}
+
+    def preferred_batch_size(self) -> int:
+        return self.concurrency
+
+    def settings(self, protocol: WiseProtocol, template: JudgeTemplate) -> JudgeSettings:
+        return JudgeSettings(protocol.name, template.sha256, self.client.temperature, self.client.max_tokens,
+                             json.dumps(self.client.extra_body, sort_keys=True))
+
+    def answer_about_image(self, requests: Sequence[JudgeRequest], settings: Any) -> list[TextResult]:  # type: ignore[override]
+        from concurrent.futures import ThreadPoolExecutor
+
+        def one(request: JudgeRequest) -> TextResult:
+            start = time.perf_counter()
+            reply = self.client.judge(json.loads(request.messages), request.image_png)
+            return TextResult(reply, reply, Cost(0, 0, time.perf_counter() - start))
+
+        with ThreadPoolExecutor(max_workers=min(self.concurrency, max(1, len(requests)))) as pool:
+            return list(pool.map(one, requests))

@@ -76,7 +76,7 @@ def iter_rows(path: Path) -> Iterator[Row]:
 
 def _iter_jsonl(path: Path) -> Iterator[Row]:
     try:
-        handle = path.open(encoding="utf-8")
+        handle = path.open(encoding="utf-8-sig")  # a byte-order mark (Windows editors) is not part of the data
     except OSError as exc:
         raise DataError(f"{path}: cannot read ({exc.strerror})") from None
     with handle:

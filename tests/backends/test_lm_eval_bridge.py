@@ -162,6 +162,27 @@ def test_lm_eval_cli_runs_all_four_text_tasks_on_the_tiny_preset(tmp_path, tiny_
     assert "exact_match,strict-match" in results["gsm8k"]
 
 
+@pytest.mark.slow
+def test_lm_eval_cli_reports_bad_model_args_in_one_line(tmp_path, tiny_path):
+    """lm-eval's CLI would print a 40-60 line traceback; the mmada model makes it one line and exit 2."""
+    site_dir = tmp_path / "site"
+    site_dir.mkdir()
+    install(site_dir)
+    export_tasks(tmp_path / "tasks", ["gsm8k"], SAMPLE_DATA_DIR, num_fewshot=1)
+    args = ["lm_eval", "--model", "mmada", "--model_args", f"pretrained={tiny_path},gen_length=30,block_length=8",
+            "--tasks", "gsm8k", "--include_path", str(tmp_path / "tasks"), "--device", "cpu"]
+    code = "import site, sys; site.addsitedir(sys.argv[1]); sys.argv = sys.argv[2:];" \
+           "from lm_eval.__main__ import cli_evaluate; cli_evaluate()"
+    out = subprocess.run([sys.executable, "-c", code, str(site_dir), *args], capture_output=True, text=True,
+                         timeout=300, env=_env(tmp_path), cwd=tmp_path)
+    assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr[-3000:]
+    errors = [line for line in out.stderr.splitlines() if "error" in line.lower()]
+    assert errors == ["lm_eval --model mmada: error: gen_length=30 is not a multiple of block_length=8: nearest "
+                      "valid block_length is 6 or 10 (divisors of 30), or keep block_length=8 with gen_length 24 or 32"]
+    overrides = [line for line in out.stderr.splitlines() if "overrides existing task" in line]
+    assert len(overrides) <= 1  # the exported folder's duplicates are one notice, not fifteen
+
+
 def test_logged_members_of_a_batch_are_never_recomputed(tmp_path):
     prompts = ["aaaa", "bb", "c"]
     MMaDALM(adapter=SpyAdapter({}), store=RequestLog(tmp_path), batch_size=1, progress=False).generate_until(

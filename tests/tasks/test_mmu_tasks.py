@@ -16,6 +16,7 @@ import pytest
 
 from mmada_bench.adapters.fixed import FixedAnswerAdapter
 from mmada_bench.cli import main
+from mmada_bench.errors import DataError
 from mmada_bench.results.reader import RunFolder, find_entry
 from mmada_bench.runner import RunConfig, run_suite
 from mmada_bench.tasks import get_task
@@ -73,7 +74,8 @@ def _vqa(row, flip: bool) -> str:
     return "xyzzy" if flip else row.fields["multiple_choice_answer"]
 
 
-SCRIPTS = {"pope": (_yes_no, 3), "mme": (_yes_no, 2), "gqa": (_gqa, 3), "mmmu": (_mmmu, 4), "vqav2": (_vqa, 2)}
+SCRIPTS = {"pope": (_yes_no, 3), "mme": (_yes_no, 2), "gqa": (_gqa, 3), "mmmu": (_mmmu, 4),
+           "mmmu_dev_val": (_mmmu, 4), "vqav2": (_vqa, 2)}
 
 
 @pytest.fixture(scope="module")
@@ -159,15 +161,68 @@ def test_gqa_exact_match(scored):
     assert samples[0]["predictions"]["answer"] == given["gqa"][0]
 
 
-def test_mmmu_validation_accuracy(scored):
+def test_mmmu_accuracy_per_split(scored):
     results, _, given = scored
     right: dict[str, list[bool]] = {}
-    for row, answer in zip(_rows("mmmu"), given["mmmu"], strict=True):
+    for row, answer in zip(_rows("mmmu_dev_val"), given["mmmu_dev_val"], strict=True):
         right.setdefault(row.fields["split"], []).append(answer == row.answer)
     for split, marks in right.items():
-        assert _value(results, "mmmu", f"{split}/Overall/acc") == pytest.approx(100 * sum(marks) / len(marks))
-    assert not all(right["validation"])
-    assert find_entry(results, "mmmu")["n_samples"] == 24
+        assert _value(results, "mmmu_dev_val", f"{split}/Overall/acc") == pytest.approx(
+            100 * sum(marks) / len(marks))
+    assert not all(right["validation"]) and set(right) == {"dev", "validation"}
+    assert find_entry(results, "mmmu_dev_val")["n_samples"] == 24
+    # mmmu: the validation rows only, so no dev metric and 3 fewer samples
+    marks = [a == r.answer for a, r in zip(given["mmmu"], _rows("mmmu"), strict=True)]
+    assert [r.fields["split"] for r in _rows("mmmu")] == ["validation"] * 21
+    assert _value(results, "mmmu", "validation/Overall/acc") == pytest.approx(100 * sum(marks) / len(marks))
+    assert find_entry(results, "mmmu")["n_samples"] == 21
+    assert not any(key.startswith("dev/") for key in find_entry(results, "mmmu")["metrics"])
+
+
+def test_mmmu_small_limit_yields_the_primary_metric(tmp_path):
+    """The dev rows come first in MMMU_DEV_VAL.tsv: --limit 2 must still give validation accuracy."""
+    rows = _rows("mmmu")[:2]
+    adapter = FixedAnswerAdapter({_prompt("mmmu", r): r.answer for r in rows}, default="")
+    config = RunConfig(model="fixed", tasks=["mmmu", "mmmu_dev_val"], output=tmp_path / "o", data_dir=FIXTURES,
+                       limit=2, bootstrap_iters=0, progress=False)
+    with open(tmp_path / "stdout.txt", "w") as stdout:
+        results = run_suite(config, adapter=adapter, out=stdout)
+    entry = find_entry(results, "mmmu")
+    assert entry["primary_metric"] == "validation/Overall/acc"
+    assert entry["metrics"]["validation/Overall/acc"]["value"] == pytest.approx(100.0)
+    assert [s["doc_id"] for s in RunFolder.open(tmp_path / "o").samples("mmmu")] == [3, 4]
+    # the whole-file variant keeps VLMEvalKit's order: two dev rows, no validation metric
+    assert set(find_entry(results, "mmmu_dev_val")["metrics"]) >= {"dev/Overall/acc"}
+    assert "validation/Overall/acc" not in find_entry(results, "mmmu_dev_val")["metrics"]
+
+
+def test_mmmu_official_rule_guesses_where_vlmevalkit_counts_wrong(tmp_path):
+    """Same answers, two named rules: an unparseable multiple-choice answer is wrong under VLMEvalKit's
+    rule and a seeded guess among the options under MMMU's official one (flagged random_fallback)."""
+    rows = [r for r in _rows("mmmu") if r.fields.get("A") is not None]
+    adapter = FixedAnswerAdapter({_prompt("mmmu", r): "no idea at all" for r in rows}, default="no idea at all")
+    config = RunConfig(model="fixed", tasks=["mmmu", "mmmu_official"], output=tmp_path / "o", data_dir=FIXTURES,
+                       bootstrap_iters=0, progress=False)
+    with open(tmp_path / "stdout.txt", "w") as stdout:
+        results = run_suite(config, adapter=adapter, out=stdout)
+    vlmeval_entry, official_entry = find_entry(results, "mmmu"), find_entry(results, "mmmu_official")
+    assert vlmeval_entry["metrics"]["validation/Overall/acc"]["rule"] != official_entry["metrics"][
+        "validation/Overall/acc"]["rule"]
+    folder = RunFolder.open(tmp_path / "o")
+    by_id = {s["doc_id"]: s for s in folder.samples("mmmu_official")}
+    mc_ids = {str(r.index) for r in rows}
+    mc_official = [s for i, s in by_id.items() if str(i) in mc_ids]
+    assert mc_official and all(s["metrics"]["random_fallback"] == 1.0 for s in mc_official)
+    assert all(s["metrics"]["acc"] == 0.0 for s in folder.samples("mmmu") if str(s["doc_id"]) in mc_ids)
+    # a guess among 4-ish options is right for some of ~20 questions, never all
+    guessed_right = sum(s["metrics"]["acc"] for s in mc_official)
+    assert 0 < guessed_right < len(mc_official)
+
+def test_mmmu_file_without_validation_rows_is_one_line(tmp_path):
+    lines = (FIXTURES / "MMMU_DEV_VAL.tsv").read_text().splitlines()
+    (tmp_path / "MMMU_DEV_VAL.tsv").write_text("\n".join(lines[:4]) + "\n")  # header + the 3 dev rows
+    with pytest.raises(DataError, match="no row has field 'split' in \\['validation'\\]"):
+        get_task("mmmu").impl.load(tmp_path, False)
 
 
 def test_vqav2_soft_accuracy(scored):

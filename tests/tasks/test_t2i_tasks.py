@@ -181,7 +181,8 @@ def test_geneval_scores_with_a_detector_and_aggregate_writes_outputs(tmp_path):
         for key, image in zip(keys, images, strict=True):
             (tmp_path / "artifacts" / key[:2]).mkdir(parents=True, exist_ok=True)
             image.save(tmp_path / "artifacts" / key[:2] / f"{key}.png")
-        scored = task.score(row, [ImageResult(im) for im in images])
+        scored = task.score(row, [ImageResult(im, artifact=f"artifacts/{key[:2]}/{key}.png")
+                                  for im, key in zip(images, keys, strict=True)])
         records.append(SampleRecord(task="geneval", doc_id=row.id, prompt=scored.prompt, target=scored.target,
                                     predictions=scored.predictions, metrics=scored.metrics, doc=scored.doc,
                                     extra={**scored.extra, "request_keys": keys}))

@@ -54,3 +54,44 @@ def test_paper_weights_are_default_and_pluggable():
     assert reward.breakdown("18", "18") == {"correctness": 1.0, "format": 0.0}
     dllm_rl = WeightedReward((("correctness", 1.0, correctness_reward),))
     assert dllm_rl("<think>x</think> 18", "18") == 1.0
+
+
+def test_registry_combines_named_rewards_with_their_weights():
+    from mmada_bench.train.rewards import DEFAULT_REWARDS, RewardSample, TaskReward
+
+    names = [n for n, _ in DEFAULT_REWARDS["lm"]]
+    weights = [w for _, w in DEFAULT_REWARDS["lm"]]
+    reward = TaskReward.build("lm", names, weights, {})
+    samples = [
+        RewardSample("lm", "q", "<think>6 * 3</think> \\boxed{18}", "18"),
+        RewardSample("lm", "q", "<think>6 * 3</think> \\boxed{17}", "18"),
+        RewardSample("lm", "q", "18", "18"),
+    ]
+    totals, parts = reward(samples)
+    assert totals == [2.5, 0.5, 2.0]
+    assert parts == {"correctness": [1.0, 0.0, 1.0], "format": [1.0, 1.0, 0.0]}
+
+
+@pytest.mark.parametrize(
+    ("task", "names", "weights", "message"),
+    [
+        ("lm", ["correct"], [1.0], "unknown reward 'correct'"),
+        ("lm", ["correctness", "format"], [2.0], "names 2 rewards but reward_weights.lm has 1"),
+        ("t2i", ["correctness"], [1.0], "scores only lm, mmu"),
+        ("lm", [], [], "is empty"),
+    ],
+)
+def test_bad_reward_lists_are_one_line_config_errors(task, names, weights, message):
+    from mmada_bench.errors import ConfigError
+    from mmada_bench.train.rewards import check_rewards
+
+    with pytest.raises(ConfigError, match=message):
+        check_rewards(task, names, weights, "cfg")
+
+
+def test_model_rewards_name_their_missing_weights():
+    from mmada_bench.errors import ConfigError
+    from mmada_bench.train.rewards import TaskReward
+
+    with pytest.raises(ConfigError, match="reward_models.clip"):
+        TaskReward.build("t2i", ["clip"], [0.1], {})

@@ -22,8 +22,11 @@ Model args (``--model_args k=v,...``): ``pretrained`` (folder or preset), ``dtyp
 from __future__ import annotations
 
 import logging
+import os
+import sys
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +38,7 @@ from mmada_bench.adapters.settings import TextSettings, coerce
 from mmada_bench.engine.distributed import Distributed
 from mmada_bench.engine.request_log import RequestLog
 from mmada_bench.engine.serve import Job, RequestEngine
-from mmada_bench.errors import ConfigError
+from mmada_bench.errors import ConfigError, MMaDABenchError
 from mmada_bench.hashing import text_sha256
 from mmada_bench.model.prompting import apply_text_chat_template
 
@@ -68,14 +71,21 @@ class MMaDALM(LM):
         **kwargs: Any,
     ) -> None:
         super().__init__()
+        if adapter is None and engine is None and not pretrained:
+            raise ConfigError("lm-eval model mmada needs pretrained=<checkpoint folder or preset name>")
         sampler_args = {k: v for k, v in kwargs.items() if k not in _IGNORED_ARGS}
+        unknown = sorted(set(sampler_args) - set(TextSettings.field_names()))
+        if unknown:
+            raise ConfigError(f"unknown model_args key {unknown[0]!r}; known: pretrained, dtype, label, seed, store, "
+                              f"vq_model, tokenizer, {', '.join(TextSettings.field_names())}")
         self.settings = TextSettings().updated(coerce(TextSettings, sampler_args))
+        self.settings.check()  # a schedule the sampler cannot run fails now, not at the first generation
+        if isinstance(seed, bool) or not str(seed).lstrip("-").isdigit():
+            raise ConfigError(f"model_args seed must be an integer, got {seed!r}")
         self.dist = distributed or Distributed()
         self._rank, self._world_size = self.dist.rank, self.dist.world_size
         size = _batch_size(batch_size)
         if adapter is None and engine is None:
-            if not pretrained:
-                raise ConfigError("lm-eval model mmada needs pretrained=<checkpoint folder or preset name>")
             from mmada_bench.adapters.mmada import MMaDAAdapter
 
             adapter = MMaDAAdapter.from_checkpoint(
@@ -92,6 +102,29 @@ class MMaDALM(LM):
         self.task_settings = dict(task_settings or {})
         self.progress_label = progress_label
         self.costs: dict[tuple[str, int], Cost] = defaultdict(Cost)
+        self._warned_long: set[str] = set()
+
+    @classmethod
+    def create_from_arg_string(cls, arg_string: str, additional_config: dict | None = None) -> MMaDALM:
+        """``--model_args k=v,...`` (see :meth:`create_from_arg_obj` for errors)."""
+        with _one_line_errors():
+            return super().create_from_arg_string(arg_string, additional_config)
+
+    @classmethod
+    def create_from_arg_obj(cls, arg_dict: dict[str, Any], additional_config: dict | None = None) -> MMaDALM:
+        """``lm_eval --model mmada --model_args ...``: a bad argument is one line and exit 2 under lm-eval's
+        CLI (which would print a 40-60 line traceback); called from Python, the error propagates."""
+        with _one_line_errors():
+            return super().create_from_arg_obj(arg_dict, additional_config)
+
+    def set_cache_hook(self, cache_hook) -> None:
+        """lm-eval's ``--use_cache`` wraps us in ``CachingLM``, whose keys hold the prompt but not model_args."""
+        super().set_cache_hook(cache_hook)
+        if getattr(cache_hook, "dbdict", None) is not None:
+            logging.getLogger(__name__).warning(
+                "lm-eval --use_cache keys answers by prompt only, not by --model_args: a rerun with other sampler "
+                "settings is served the old answers. Use --model_args store=DIR instead (keyed by settings, "
+                "model and seed) and drop --use_cache")
 
     # -- lm-eval plumbing --------------------------------------------------------------------------
     @property
@@ -161,13 +194,62 @@ class MMaDALM(LM):
                                      "prompt_sha256": text_sha256(context), **log})
 
     def _serve(self, jobs: list[Job], instances, method: str) -> list:
-        label = f"{self.progress_label or (instances[0].task_name if instances else '')} {method}".strip()
+        label = f"{self.progress_label or _tasks_label([inst.task_name for inst in instances])} {method}".strip()
+        self._warn_long_prompts(jobs, label)
         served = self.engine.serve(jobs, label=label)
         for inst, answer in zip(instances, served, strict=True):
             self.costs[(inst.task_name, inst.doc_id)].add(answer.cost)
             if getattr(self, "cache_hook", None) is not None:
                 self.cache_hook.add_partial(method, inst.args, _lm_eval_answer(method, answer.result))
         return served
+
+
+    def _warn_long_prompts(self, jobs: list[Job], label: str) -> None:
+        """One warning line per task when prompts are far beyond what the model reads (e.g. a 50 MB row drawn
+        as a few-shot example): they are cut to their last ``max_length`` tokens, which is rarely meant."""
+        limit = {id(job): CHARS_PER_TOKEN_BOUND * job.settings.max_length for job in jobs}
+        long = [job for job in jobs if job.length > limit[id(job)]]
+        if not long or label in self._warned_long:
+            return
+        self._warned_long.add(label)
+        longest = max(long, key=lambda job: job.length)
+        logging.getLogger(__name__).warning(
+            "%s: %d prompt(s) far exceed the model's context (longest %s characters, max_length=%d tokens) and are "
+            "cut to their end; check the data for an oversized row (few-shot examples included)",
+            label, len(long), f"{longest.length:,}", longest.settings.max_length)
+
+
+#: A token of a BPE vocabulary rarely spans more characters than this: a prompt longer than this many
+#: characters per ``max_length`` token is certainly truncated.
+CHARS_PER_TOKEN_BOUND = 16
+
+
+def _tasks_label(names: list[str]) -> str:
+    """Progress label for a call spanning lm-eval subtasks: ``mmlu (57 subtasks)``, not the first one's name."""
+    unique = sorted(set(names))
+    if len(unique) <= 1:
+        return unique[0] if unique else ""
+    prefix = os.path.commonprefix(unique).rstrip("_")
+    return f"{prefix or 'tasks'} ({len(unique)} subtasks)"
+
+
+@contextmanager
+def _one_line_errors() -> Iterator[None]:
+    try:
+        yield
+    except MMaDABenchError as exc:
+        if not _under_lm_eval_cli():
+            raise
+        sys.stderr.write(f"lm_eval --model mmada: error: {exc}\n")
+        raise SystemExit(exc.exit_code) from None
+
+
+def _under_lm_eval_cli() -> bool:
+    """True when the process is lm-eval's own command line (``lm_eval`` / ``lm-eval`` / ``python -m lm_eval``)."""
+    main = sys.modules.get("__main__")
+    spec = getattr(main, "__spec__", None)
+    return os.path.basename(sys.argv[0] or "") in ("lm_eval", "lm-eval") or (
+        spec is not None and str(spec.name).startswith("lm_eval"))
 
 
 def _lm_eval_answer(method: str, result: Any) -> Any:

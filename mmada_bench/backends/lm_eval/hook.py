@@ -18,6 +18,7 @@ import sys
 TARGET_MODULE = "lm_eval.api.registry"
 LAZY_TARGET = "mmada_bench.backends.lm_eval.bridge:MMaDALM"
 MODEL_NAME = "mmada"
+TASK_INDEX_LOGGER = "lm_eval.tasks._index"
 
 
 def register(registry_module) -> None:
@@ -52,8 +53,35 @@ class _Finder(importlib.abc.MetaPathFinder):
         return spec
 
 
+class _OneOverrideNotice:
+    """lm-eval warns once per task that an ``--include_path`` folder redefines (fifteen lines for a folder
+    from ``mmada-bench lm-eval export-tasks``, whose whole point is to override the packaged tasks): keep
+    the first notice, saying that the rest are suppressed."""
+
+    def __init__(self) -> None:
+        self.seen = False
+
+    def filter(self, record) -> bool:
+        if "overrides existing task" not in str(record.msg):
+            return True
+        if self.seen:
+            return False
+        self.seen = True
+        record.msg = str(record.msg) + " (and so on for the folder's other tasks: further notices suppressed)"
+        return True
+
+
+def quiet_override_warnings() -> None:
+    import logging
+
+    logger = logging.getLogger(TASK_INDEX_LOGGER)
+    if not any(isinstance(f, _OneOverrideNotice) for f in logger.filters):
+        logger.addFilter(_OneOverrideNotice())
+
+
 def install() -> None:
     """Idempotent: add the finder once; if lm-eval's registry is already imported, register now."""
+    quiet_override_warnings()
     if TARGET_MODULE in sys.modules:
         register(sys.modules[TARGET_MODULE])
         return

@@ -120,8 +120,10 @@ class MMUBenchmark(NativeTask):
                 continue
             samples = lists.get(key)
             stderr = _scaled_stderr(samples, bootstrap_iters) if samples else None
+            # VLMEvalKit's accuracies are x100 already; MME's summed scores are not proportions at all
+            unit = "" if key.rsplit("/", 1)[-1] == "score" else "points"
             out[key] = MetricValue(float(value), stderr, bootstrap_method(bootstrap_iters) if stderr is not None else "",
-                                   self.rule, {"n": len(samples)} if samples else {})
+                                   self.rule, {"n": len(samples)} if samples else {}, unit)
         self.add_flags(values, out)
         return out
 
@@ -237,9 +239,31 @@ class GqaTask(TsvBenchmark):
 
 
 class MmmuTask(TsvBenchmark):
+    """MMMU from ``MMMU_DEV_VAL.tsv``; ``splits`` picks the rows evaluated (None: every row).
+
+    VLMEvalKit infers every row of MMMU_DEV_VAL and reports accuracy per ``split``; the number papers
+    (MMaDA's included) quote is the ``validation`` row, and ``dev`` is MMMU's 5-per-subject few-shot
+    pool. The file lists the 150 dev rows first, so ``mmmu`` evaluates the validation rows only:
+    ``--limit N`` then takes N validation questions and always yields the primary metric, and a full
+    run costs 900 rows instead of 1,050. ``mmmu_dev_val`` keeps VLMEvalKit's whole-file inference.
+    """
+
     name, dataset, file_name = "mmmu", "MMMU_DEV_VAL", "MMMU_DEV_VAL.tsv"
     group_fields = vlmeval.MMMU_GROUP_FIELDS
     rule = vlmeval.RULE_MMMU
+
+    def __init__(self, name: str = "mmmu", splits: tuple[str, ...] | None = ("validation",)) -> None:
+        self.name, self.splits = name, splits
+
+    def load(self, data_root: Path | None, sample_data: bool) -> LoadedRows:
+        loaded = super().load(data_root, sample_data)
+        if self.splits is None:
+            return loaded
+        rows = [row for row in loaded.rows if row.fields.get("split") in self.splits]
+        if not rows:
+            raise DataError(f"{loaded.source}: no row has field 'split' in {list(self.splits)} "
+                            f"(task {self.name}; mmmu_dev_val evaluates every row)")
+        return LoadedRows(rows, loaded.source, loaded.files_sha256)
 
     def score_answer(self, answer: str, row: MMURow) -> dict[str, float]:
         return vlmeval.score_mmmu_sample(answer, self.row_mapping(row))
@@ -337,6 +361,20 @@ def _spec(task: MMUBenchmark, description: str, source: str, split: str, columns
     )
 
 
+class MmmuOfficialTask(MmmuTask):
+    """MMMU validation scored by the MMMU authors' rule instead of VLMEvalKit's.
+
+    The two rules disagree on unparseable answers: VLMEvalKit counts them wrong, the official parser
+    guesses an option (seeded), so the official number is higher for weak models. Both are published
+    in the wild; naming the rule per task keeps them from being compared as one.
+    """
+
+    rule = vlmeval.RULE_MMMU_OFFICIAL
+
+    def score_answer(self, answer: str, row: MMURow) -> dict[str, float]:
+        return vlmeval.score_mmmu_official_sample(answer, self.row_mapping(row))
+
+
 SPECS: list[TaskSpec] = [
     _spec(PopeTask(), "POPE object hallucination (yes/no), F1 with 'Yes' positive", "VLMEvalKit LMUData POPE.tsv",
           "POPE", ("index", "image", "question", "answer", "category"),
@@ -347,7 +385,17 @@ SPECS: list[TaskSpec] = [
     _spec(GqaTask(), "GQA test-dev balanced (short answers, exact match)",
           "VLMEvalKit LMUData GQA_TestDev_Balanced.tsv", "GQA_TestDev_Balanced",
           ("index", "image", "question", "answer"), ("Overall/acc",)),
-    _spec(MmmuTask(), "MMMU dev+val multiple choice (primary: validation accuracy)",
+    _spec(MmmuTask(), "MMMU validation multiple choice (the split papers report)",
+          "VLMEvalKit LMUData MMMU_DEV_VAL.tsv (rows with split 'validation')", "validation",
+          ("index", "image", "question", "answer", "split", "category", "l2-category"),
+          ("validation/Overall/acc",)),
+    _spec(MmmuOfficialTask("mmmu_official"), "MMMU validation scored by MMMU's official rule (unparsed answers: "
+          "seeded guess among the options, as the MMMU authors' script)",
+          "VLMEvalKit LMUData MMMU_DEV_VAL.tsv (rows with split 'validation')", "validation",
+          ("index", "image", "question", "answer", "split", "category", "l2-category"),
+          ("validation/Overall/acc",)),
+    _spec(MmmuTask("mmmu_dev_val", None), "MMMU dev+val multiple choice, every row as VLMEvalKit infers it "
+          "(primary: validation accuracy; dev rows come first, so a small --limit sees only dev)",
           "VLMEvalKit LMUData MMMU_DEV_VAL.tsv", "MMMU_DEV_VAL",
           ("index", "image", "question", "answer", "split", "category", "l2-category"),
           ("validation/Overall/acc", "dev/Overall/acc")),

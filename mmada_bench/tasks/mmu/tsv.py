@@ -181,6 +181,15 @@ def _list_cell(where: str, name: str, cell: str) -> list[str]:
     return [str(item) for item in items]
 
 
+def decode_image_cell(where: str, cell: str) -> tuple[ImageRef, ...]:
+    """The images of one ``image`` cell (base64, or a list literal of base64 strings), cached and checked.
+
+    For callers holding rows that did not come from :func:`read_tsv` (the VLMEvalKit bridge gets
+    pandas rows); ``where`` names the row in error messages.
+    """
+    return _decode_images(where, cell)
+
+
 def _decode_images(where: str, cell: str) -> tuple[ImageRef, ...]:
     items = _list_cell(where, "image", cell)
     refs = []

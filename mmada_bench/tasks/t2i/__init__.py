@@ -1,4 +1,4 @@
-"""Text-to-image tasks: CLIPScore, ImageReward and GenEval (:mod:`.benchmarks`); WISE is not done yet.
+"""Text-to-image tasks: CLIPScore, ImageReward and GenEval (:mod:`.benchmarks`), WISE (:mod:`.wise`).
 
 Shape: each registers a :class:`~mmada_bench.tasks.spec.TaskSpec` with
 ``modality="t2i"``; its backend calls the adapter's ``generate_images`` with one seed per
@@ -9,6 +9,7 @@ records each finished prompt in the request log so an interrupted run resumes.
 
 from mmada_bench.tasks.spec import TaskSpec
 from mmada_bench.tasks.t2i.benchmarks import SPECS as _BENCHMARKS
+from mmada_bench.tasks.t2i.wise import SPECS as _WISE
 
 #: The tasks of this modality, as the catalog lists them.
-SPECS: list[TaskSpec] = [*_BENCHMARKS]
+SPECS: list[TaskSpec] = [*_BENCHMARKS, *_WISE]

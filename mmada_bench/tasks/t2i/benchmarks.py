@@ -9,10 +9,9 @@ still scores them, but never loads the model under test).
 
 The model under test and the scorers never meet: scorers only see PIL images and prompt strings.
 
-Where the images are: ``score`` does not see the request keys (the backend adds them to the record
-afterwards), so ``aggregate`` fills each record's ``predictions["images"][k]["path"]`` with the
-artifact path relative to the run folder, derived from the key the same way the request log names
-artifacts. Writing files outside the record (contact sheet, GenEval's folder layout) needs the run
+Where the images are: the request engine stores each image and hands back its path relative to the
+run folder (``ImageResult.artifact``); ``score`` records it as ``predictions["images"][k]["path"]``,
+so the engine's naming rule is the only one. Writing files outside the record (contact sheet, GenEval's folder layout) needs the run
 folder, which a native task is not told: they are written by :func:`write_task_outputs`, called by
 ``write_outputs`` when the run finishes the task, and callable on any finished run folder.
 """
@@ -30,11 +29,17 @@ from typing import Any
 
 from mmada_bench.adapters.base import ImageRequest
 from mmada_bench.adapters.settings import ImageSettings, Settings
-from mmada_bench.errors import ConfigError
+from mmada_bench.errors import ConfigError, DataError
 from mmada_bench.hashing import bytes_sha256, file_sha256
 from mmada_bench.results.schema import MetricValue, SampleRecord
 from mmada_bench.scorers.bootstrap import bootstrap_method, bootstrap_stderr
-from mmada_bench.scorers.geneval import ColorClassifier, Detector, GenEvalPrompt, read_metadata_jsonl
+from mmada_bench.scorers.geneval import (
+    ColorClassifier,
+    Detector,
+    GenEvalOptions,
+    GenEvalPrompt,
+    read_metadata_jsonl,
+)
 from mmada_bench.tasks.native import LoadedRows, NativeRequest, NativeTask, ScoredRow
 from mmada_bench.tasks.spec import TaskSpec
 from mmada_bench.tasks.t2i.contact_sheet import write_contact_sheet
@@ -54,14 +59,13 @@ IMAGEREWARD_OPTIONS = "scorer.json"
 #: Files the ImageReward folder must hold (the official release's names).
 IMAGEREWARD_FILES = ("ImageReward.pt", "med_config.json")
 
+#: GenEval's in-project evaluator: detector and colour-CLIP folders, evaluator options (``k=v,...``).
+GENEVAL_DETECTOR_ENV = "MMADA_BENCH_GENEVAL_DETECTOR"
+GENEVAL_CLIP_ENV = "MMADA_BENCH_GENEVAL_CLIP"
+GENEVAL_OPTIONS_ENV = "MMADA_BENCH_GENEVAL_OPTIONS"
+
 CONTACT_SHEET = "contact_sheet_{task}.png"
 GENEVAL_EXPORT = "geneval"
-
-
-def artifact_path(key: str) -> str:
-    """Where the request log stores a ``generate_images`` answer, relative to the run folder
-    (``artifacts/<key[:2]>/<key>.png``, see :meth:`~mmada_bench.engine.request_log.RequestLog.write_artifact`)."""
-    return f"artifacts/{key[:2]}/{key}.png"
 
 
 def _scorer_device() -> str:
@@ -70,15 +74,19 @@ def _scorer_device() -> str:
     return os.environ.get("MMADA_BENCH_SCORER_DEVICE") or ("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def _image_info(image: Any) -> dict[str, Any]:
-    """What a record keeps of an image: the sha256 of its PNG encoding and its size.
+def _image_info(result: Any) -> dict[str, Any]:
+    """What a record keeps of an image: the sha256 of its PNG encoding, its size, and where the request
+    engine stored it (relative to the run folder; absent when the task runs without a request log).
 
     Encoded the way the request engine stores artifacts (PIL's default PNG settings), so the hash
-    equals the artifact's; done here because tasks sit below the engine in the import layers.
+    equals the artifact's.
     """
     buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return {"sha256": bytes_sha256(buffer.getvalue()), "size": list(image.size)}
+    result.image.save(buffer, format="PNG")
+    info = {"sha256": bytes_sha256(buffer.getvalue()), "size": list(result.image.size)}
+    if getattr(result, "artifact", None):
+        info["path"] = result.artifact
+    return info
 
 
 def _as_dict(record: SampleRecord | Mapping[str, Any]) -> dict[str, Any]:
@@ -107,10 +115,6 @@ class T2ITask(NativeTask):
                 for k in range(count)]
 
     def aggregate(self, records: Sequence[SampleRecord], bootstrap_iters: int) -> dict[str, MetricValue]:
-        for record in records:
-            keys = record.extra.get("request_keys") or []
-            for info, key in zip(record.predictions.get("images", []), keys, strict=False):
-                info["path"] = artifact_path(key)
         return self.metrics_from(records, bootstrap_iters)
 
     def write_outputs(self, records: Sequence[SampleRecord], folder: Path) -> None:
@@ -138,6 +142,10 @@ class T2ITask(NativeTask):
     def build_scorer(self, source: Any) -> Any:
         raise NotImplementedError
 
+    def export(self, output_dir: Path, per_record: Sequence[tuple[Mapping[str, Any], list[Path]]]) -> dict[str, str]:
+        """The benchmark's own folder layout beside the run (GenEval's, WISE's); default none."""
+        return {}
+
     def score_images(self, prompt: str, images: list[Any]) -> list[float]:
         raise NotImplementedError
 
@@ -150,7 +158,7 @@ class T2ITask(NativeTask):
         images = [r.image for r in results]
         values = self.score_images(row.prompt, images)
         return ScoredRow(
-            prompt=row.prompt, target=None, predictions={"images": [_image_info(im) for im in images]},
+            prompt=row.prompt, target=None, predictions={"images": [_image_info(r) for r in results]},
             metrics={self.metric: sum(values) / len(values)}, doc={"id": row.id, "prompt": row.prompt},
             extra={"per_image": values},
         )
@@ -266,10 +274,14 @@ class GenEvalRow:
 class GenEvalTask(T2ITask):
     """GenEval: object detection + fixed rules per image; overall = mean of the per-tag accuracies.
 
-    Needs a detector (the official one is Mask2Former via mmdet, not installable offline here): set
-    ``task.detector`` (a :class:`~mmada_bench.scorers.geneval.Detector`) and optionally
-    ``task.color_classifier``. Without one the images are still made and exported in GenEval's layout
-    (so the official evaluator can be run on them) and the metrics are reported as unavailable.
+    The in-project evaluator is a transformers Mask2Former (the official detector's model family) plus
+    CLIP colour, from local folders: ``$MMADA_BENCH_GENEVAL_DETECTOR`` or ``<data-dir>/geneval/detector/``,
+    and ``$MMADA_BENCH_GENEVAL_CLIP`` (else ``$MMADA_BENCH_CLIP``) or ``<data-dir>/geneval/clip/``;
+    ``$MMADA_BENCH_GENEVAL_OPTIONS`` (``threshold=0.3,counting_threshold=0.9``) overrides GenEval's
+    evaluator options. Any other :class:`~mmada_bench.scorers.geneval.Detector` can be set as
+    ``task.detector``. Without a detector the images are still made and exported in GenEval's layout
+    (``<output>/geneval/``, where the official evaluator runs unchanged) and the metrics are reported
+    as unavailable.
     """
 
     name = "geneval"
@@ -280,11 +292,45 @@ class GenEvalTask(T2ITask):
         super().__init__()
         self.detector: Detector | None = None
         self.color_classifier: ColorClassifier | None = None
+        self.options = GenEvalOptions()
+        self._folders: tuple[Path, Path] | None = None
 
     def load(self, data_root: Path | None, sample_data: bool) -> LoadedRows:
+        from mmada_bench.scorers.clipscore import _check_folder
+        from mmada_bench.scorers.geneval_detector import check_detector_folder
+
         path = task_folder(data_root, self.name) / GENEVAL_METADATA
         rows = [GenEvalRow(i, meta) for i, meta in enumerate(read_metadata_jsonl(path))]
-        return LoadedRows(rows, str(path), {path.name: file_sha256(path)})
+        loaded = LoadedRows(rows, str(path), {path.name: file_sha256(path)})
+        self.options = _geneval_options(os.environ.get(GENEVAL_OPTIONS_ENV, ""))
+        env = os.environ.get(GENEVAL_DETECTOR_ENV)
+        detector = Path(env) if env else task_folder(data_root, self.name) / "detector"
+        if not env and not detector.is_dir():
+            return loaded  # no in-project evaluator: images and GenEval's export only
+        check_detector_folder(detector)
+        clip_env = os.environ.get(GENEVAL_CLIP_ENV) or os.environ.get(CLIP_ENV)
+        clip = Path(clip_env) if clip_env else task_folder(data_root, self.name) / "clip"
+        if not clip.is_dir():
+            raise ConfigError(f"task geneval: the detector {detector} needs a CLIP colour model: set "
+                              f"{GENEVAL_CLIP_ENV}=FOLDER or put it in {clip}")
+        _check_folder(clip)
+        if (detector, clip) != self._folders:
+            self.detector, self.color_classifier, self._folders = None, None, (detector, clip)
+        loaded.files_sha256["detector:" + str(detector)] = _folder_weights_sha(detector, ("model.safetensors",
+                                                                                          "pytorch_model.bin"))
+        loaded.files_sha256["scorer:" + str(clip)] = _folder_weights_sha(clip, ("model.safetensors",
+                                                                                "pytorch_model.bin"))
+        return loaded
+
+    def _ensure_detector(self) -> None:
+        """Load the configured Mask2Former + CLIP on first use (never when every image is already scored)."""
+        if self.detector is None and self._folders is not None:
+            from mmada_bench.scorers.geneval_detector import load_geneval_scorers
+
+            self.detector, self.color_classifier = load_geneval_scorers(*self._folders, device=_scorer_device())
+
+    def export(self, output_dir: Path, per_record: Sequence[tuple[Mapping[str, Any], list[Path]]]) -> dict[str, str]:
+        return {"geneval": str(export_geneval(output_dir / GENEVAL_EXPORT, per_record))}
 
     def score(self, row: GenEvalRow, results: list[Any]) -> ScoredRow:
         from mmada_bench.scorers.geneval import evaluate_image
@@ -292,10 +338,11 @@ class GenEvalTask(T2ITask):
         images = [r.image for r in results]
         doc = {"id": row.id, "tag": row.meta.tag, "metadata": row.meta.raw}
         scored = ScoredRow(prompt=row.prompt, target=row.meta.raw,
-                           predictions={"images": [_image_info(im) for im in images]}, metrics={}, doc=doc)
+                           predictions={"images": [_image_info(r) for r in results]}, metrics={}, doc=doc)
+        self._ensure_detector()
         if self.detector is None:
             return scored
-        rows = [evaluate_image(im, row.meta, self.detector, self.color_classifier,
+        rows = [evaluate_image(im, row.meta, self.detector, self.color_classifier, self.options,
                                filename=f"{row.id}/samples/{k:04d}.png") for k, im in enumerate(images)]
         scored.metrics = {"correct": sum(r["correct"] for r in rows) / len(rows)}
         scored.extra = {"geneval_rows": rows}
@@ -310,7 +357,10 @@ class GenEvalTask(T2ITask):
                       "layout; run the official evaluator on <output>/geneval")
             return {self.metric: MetricValue(None, rule=self.rule, extra={"reason": reason})}
         summary = summarize(rows)
-        out = {self.metric: MetricValue(summary.overall, None, "", self.rule, summary.as_record())}
+        detector = (f"transformers Mask2Former {self._folders[0]} + CLIP colour {self._folders[1]}"
+                    if self._folders is not None else type(self.detector).__name__)
+        extra = {**summary.as_record(), "options": self.options.as_record(), "detector": detector}
+        out = {self.metric: MetricValue(summary.overall, None, "", self.rule, extra)}
         for tag, score in summary.per_tag.items():
             out[f"geneval[{tag}]"] = MetricValue(score.score, None, "", self.rule,
                                                  {"correct": score.correct, "images": score.images})
@@ -322,25 +372,22 @@ def write_task_outputs(task: T2ITask, output_dir: Path,
                        records: Sequence[SampleRecord | Mapping[str, Any]]) -> dict[str, str]:
     """Write the task's contact sheet (and, for GenEval, its export layout) from finished records.
 
-    Images are read from the run folder's artifacts (the paths ``aggregate`` put in the records; the
-    request keys when a record predates that). Returns ``{what: path}`` of the files written.
+    Images are read from the run folder's artifacts (the paths the request engine gave the records).
+    Returns ``{what: path}`` of the files written.
     """
     output_dir = Path(output_dir)
     items: list[tuple[Path, str]] = []
     per_record: list[tuple[dict[str, Any], list[Path]]] = []
     for record in map(_as_dict, records):
         infos = record.get("predictions", {}).get("images", [])
-        keys = record.get("extra", {}).get("request_keys", [])
-        paths = [output_dir / (info.get("path") or artifact_path(key))
-                 for info, key in zip(infos, keys, strict=False)]
+        paths = [output_dir / info["path"] for info in infos if info.get("path")]
         per_record.append((record, paths))
         items += [(p, record.get("prompt", "")) for p in paths]
     written: dict[str, str] = {}
     if items:
         sheet = write_contact_sheet(output_dir / CONTACT_SHEET.format(task=task.name), items)
         written["contact_sheet"] = str(sheet)
-    if isinstance(task, GenEvalTask):
-        written["geneval"] = str(export_geneval(output_dir / GENEVAL_EXPORT, per_record))
+    written.update(task.export(output_dir, per_record))
     return written
 
 
@@ -354,6 +401,24 @@ def export_geneval(root: Path, per_record: Sequence[tuple[Mapping[str, Any], lis
         for k, path in enumerate(paths):
             shutil.copyfile(path, folder / "samples" / f"{k:04d}.png")
     return root
+
+
+def _geneval_options(text: str) -> GenEvalOptions:
+    """``threshold=0.3,max_objects=16`` -> options (numbers only); a bad entry is a one-line error."""
+    values: dict[str, Any] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        key, sep, value = item.partition("=")
+        try:
+            number = float(value)
+        except ValueError:
+            number = None
+        if not sep or number is None:
+            raise ConfigError(f"{GENEVAL_OPTIONS_ENV}: {item!r} must look like name=number")
+        values[key.strip()] = int(number) if key.strip() == "max_objects" else number
+    try:
+        return GenEvalOptions.from_mapping(values)
+    except DataError as exc:
+        raise ConfigError(f"{GENEVAL_OPTIONS_ENV}: {exc}") from None
 
 
 def write_run_outputs(output_dir: Path, task_name: str) -> dict[str, str]:

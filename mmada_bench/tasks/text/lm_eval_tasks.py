@@ -22,7 +22,7 @@ from __future__ import annotations
 import importlib.util
 import shutil
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -110,6 +110,8 @@ class LoadedTextData:
     eval_parts: dict[str | None, list[Row]] = field(default_factory=dict)
     shot_parts: dict[str | None, list[Row]] = field(default_factory=dict)
     files: dict[str, str] = field(default_factory=dict)
+    #: ``--samples``: lm-eval subtask name -> sorted document indices (None: every document)
+    selection: dict[str, list[int]] | None = None
 
     def info(self) -> dict[str, Any]:
         rows = {str(k): len(v) for k, v in self.eval_parts.items()}
@@ -162,8 +164,11 @@ class LmEvalTask:
         self._check_fewshot(eval_parts, shot_parts, eval_file, shot_file, num_fewshot)
         return LoadedTextData("local", eval_parts, shot_parts, files)
 
-    def write(self, out_dir: Path, loaded: LoadedTextData) -> PreparedTask:
-        """Write the task folder under ``out_dir``: staged local data and YAMLs, or hub YAMLs."""
+    def write(self, out_dir: Path, loaded: LoadedTextData, only: Collection[str] | None = None) -> PreparedTask:
+        """Write the task folder under ``out_dir``: staged local data and YAMLs, or hub YAMLs.
+
+        ``only`` narrows the folder to those subtask names (``--samples``): lm-eval would otherwise run every
+        document of a subtask it was given no sample list for."""
         out_dir.mkdir(parents=True, exist_ok=True)
         for old in out_dir.glob("*.yaml"):  # only what we generated: a stale subtask must not linger
             old.unlink()
@@ -171,29 +176,48 @@ class LmEvalTask:
             shutil.rmtree(out_dir / "data")
         if loaded.source == "hub":
             subtasks = [self.subtask(key) for key in self.all_keys()]
+            subtasks = [sub for sub in subtasks if only is None or sub.name in only]
             prepared = PreparedTask(out_dir, self.lm_eval_name, [s.name for s in subtasks], source="hub")
             for sub in subtasks:
                 self._write_subtask(out_dir, sub, None)
         else:
-            prepared = self._stage_local(out_dir, loaded)
+            prepared = self._stage_local(out_dir, loaded, only)
             subtasks = [self.subtask(key) for key in prepared.rows]
         self._write_groups(out_dir, subtasks)
         return prepared
+
+    def hub_dataset(self) -> tuple[str | None, str | None]:
+        """``(dataset_path, dataset_name)`` lm-eval reads from the hub for the first subtask (the packaged
+        YAML, following its ``include:`` chain), so a missing dataset can be named before a model loads."""
+        found: dict[str, Any] = {}
+        relative: str | None = self.subtask(self.all_keys()[0]).packaged
+        while relative:
+            config = read_packaged_yaml(relative)
+            for key in ("dataset_path", "dataset_name"):
+                if key in config and key not in found:
+                    found[key] = config[key]
+            include = config.get("include")
+            relative = str(Path(relative).parent / include) if include else None
+        return found.get("dataset_path"), found.get("dataset_name")
 
     def prepare(self, out_dir: Path, data_dir: Path | None, num_fewshot: int) -> PreparedTask:
         """:meth:`load` then :meth:`write` (for ``lm-eval export-tasks``)."""
         return self.write(out_dir, self.load(data_dir, num_fewshot))
 
-    def _stage_local(self, out_dir: Path, loaded: LoadedTextData) -> PreparedTask:
+    def _stage_local(self, out_dir: Path, loaded: LoadedTextData, only: Collection[str] | None) -> PreparedTask:
         prepared = PreparedTask(out_dir, self.lm_eval_name, [], source="local", data_files=dict(loaded.files))
         for key, rows in loaded.eval_parts.items():
             sub = self.subtask(key)
+            if only is not None and sub.name not in only:
+                continue
             folder = out_dir / "data" / (key or "all")
+            shots = loaded.shot_parts.get(key, []) if self.fewshot_split != self.eval_split else []
+            columns = uniform_columns([r.data for r in [*rows, *shots]], [f.name for f in self.fields])
             split_files = {self.eval_split: folder / f"{self.eval_split}.jsonl"}
-            write_jsonl(split_files[self.eval_split], [r.data for r in rows])
-            if key in loaded.shot_parts and self.fewshot_split != self.eval_split:
+            write_jsonl(split_files[self.eval_split], [_project(r.data, columns) for r in rows])
+            if shots:
                 split_files[self.fewshot_split] = folder / f"{self.fewshot_split}.jsonl"
-                write_jsonl(split_files[self.fewshot_split], [r.data for r in loaded.shot_parts[key]])
+                write_jsonl(split_files[self.fewshot_split], [_project(r.data, columns) for r in shots])
             self._write_subtask(out_dir, sub, split_files)
             prepared.subtasks.append(sub.name)
             prepared.rows[key] = len(rows)
@@ -265,6 +289,42 @@ class LmEvalTask:
             _dump(out_dir / f"group_{group.name}.yaml", config)
             if group.parent:
                 members[group.parent].append(group.name)
+
+
+def uniform_columns(rows: Sequence[dict[str, Any]], required: Sequence[str]) -> list[str]:
+    """The columns lm-eval is given: the required ones, plus every extra scalar column that all rows (of
+    both splits, which lm-eval loads as one dataset) have with one JSON type.
+
+    Hugging Face ``datasets`` infers one schema per dataset; an extra column in some rows only, or an
+    integer in one row and a string in another, makes its loader fail after the model loaded. Required
+    columns were validated row by row; extras that could break the schema (nested values included) are
+    left out of the staged copy -- lm-eval's prompts read only required columns, the user's files are
+    untouched and their hashes recorded."""
+    if not rows:
+        return list(required)
+    common = set(rows[0]).intersection(*rows[1:]) - set(required)
+    extras = []
+    for column in sorted(common):
+        kinds = {_json_kind(r[column]) for r in rows} - {"null"}
+        if len(kinds) <= 1 and "nested" not in kinds:
+            extras.append(column)
+    return [*required, *extras]
+
+
+def _json_kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    return "nested"  # lists and objects: Arrow would need their element types to agree as well
+
+
+def _project(row: dict[str, Any], columns: Sequence[str]) -> dict[str, Any]:
+    return {c: row[c] for c in columns}
 
 
 def _dump(path: Path, config: dict[str, Any]) -> None:
