@@ -9,7 +9,8 @@ records each finished prompt in the request log so an interrupted run resumes.
 
 from mmada_bench.tasks.spec import TaskSpec
 from mmada_bench.tasks.t2i.benchmarks import SPECS as _BENCHMARKS
+from mmada_bench.tasks.t2i.easyvqa_t2i import SPEC as _EASYVQA_T2I
 from mmada_bench.tasks.t2i.wise import SPECS as _WISE
 
 #: The tasks of this modality, as the catalog lists them.
-SPECS: list[TaskSpec] = [*_BENCHMARKS, *_WISE]
+SPECS: list[TaskSpec] = [*_BENCHMARKS, *_WISE, _EASYVQA_T2I]

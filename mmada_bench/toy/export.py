@@ -1,0 +1,103 @@
+"""Write the toy world in the formats the trainer and the benchmarks read.
+
+One folder, every file derived deterministically from the easy-vqa wheel (same bytes on every run):
+
+```
+OUT/
+  images/{train,test}/<id>.png     the wheel's PNGs, copied byte for byte
+  captions_{split}.jsonl           {"image", "caption", "image_id"}     (trainer format caption_jsonl)
+  vqa_{split}.json                 LLaVA list: {"id", "image", "conversations"} (llava_json)
+  vqa_cot_{split}.jsonl            {"image", "question", "answer": "<think>...</think> red"} (chat_jsonl)
+  gsm8k/{train,test}.jsonl         {"question", "answer": "... #### N"}  (``--data-dir OUT`` for gsm8k)
+  easyvqa_t2i/prompts.jsonl        {"id", "prompt", "shape", "color"} of the test images (easyvqa_t2i)
+  world.json                       counts, label sources, pixel-rule agreement, sha256 of every file
+```
+
+Image paths are relative to the file that names them (the trainer's default ``image_root``).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from mmada_bench.hashing import file_sha256
+from mmada_bench.toy.arithmetic import shape_problems
+from mmada_bench.toy.world import SPLITS, ToyImage, cot_answer, load_world, world_stats
+
+
+def _jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8", newline="\n") as handle:
+        for row in rows:
+            handle.write(json.dumps(row, ensure_ascii=False, sort_keys=True) + "\n")
+
+
+def _json(path: Path, value: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(value, indent=1, ensure_ascii=False, sort_keys=True) + "\n", encoding="utf-8")
+
+
+def image_name(item: ToyImage) -> str:
+    return f"images/{item.split}/{item.image_id}.png"
+
+
+def caption_rows(world: tuple[ToyImage, ...]) -> list[dict[str, Any]]:
+    return [{"image": image_name(i), "caption": i.caption, "image_id": i.image_id} for i in world]
+
+
+def llava_rows(world: tuple[ToyImage, ...]) -> list[dict[str, Any]]:
+    """One LLaVA row per question, in the wheel's question order within each image."""
+    rows = []
+    for item in world:
+        for k, (question, answer) in enumerate(item.questions):
+            rows.append({
+                "id": f"{item.split}-{item.image_id}-{k}", "image": image_name(item),
+                "conversations": [{"from": "human", "value": f"<image>\n{question}"},
+                                  {"from": "gpt", "value": answer}],
+            })  # fmt: skip
+    return rows
+
+
+def cot_rows(world: tuple[ToyImage, ...]) -> list[dict[str, Any]]:
+    return [{"image": image_name(item), "question": question, "answer": cot_answer(item.shape, item.color, answer)}
+            for item in world for question, answer in item.questions]
+
+
+def t2i_prompt_rows(world: tuple[ToyImage, ...]) -> list[dict[str, Any]]:
+    """The ``easyvqa_t2i`` task's prompts: one per image, with the labels the judge is scored against."""
+    return [{"id": str(i.image_id), "prompt": i.caption, "shape": i.shape, "color": i.color} for i in world]
+
+
+def write_t2i_prompts(path: Path) -> Path:
+    """``prompts.jsonl`` of the test split for ``easyvqa_t2i``."""
+    _jsonl(path, t2i_prompt_rows(load_world("test")))
+    return path
+
+
+def export_world(out: Path, progress: bool = True, splits: tuple[str, ...] = SPLITS) -> dict[str, Any]:
+    """Write every toy-world file of ``splits`` under ``out`` (see the module docstring); returns
+    ``world.json``'s content."""
+    out = Path(out)
+    summary: dict[str, Any] = {"source": "easy-vqa 1.0 (PyPI, MIT)", "splits": {}}
+    for split in splits:
+        world = load_world(split)
+        for item in tqdm(world, desc=f"copy {split} images", disable=not progress, leave=False):
+            target = out / image_name(item)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(item.path, target)
+        _jsonl(out / f"captions_{split}.jsonl", caption_rows(world))
+        _json(out / f"vqa_{split}.json", llava_rows(world))
+        _jsonl(out / f"vqa_cot_{split}.jsonl", cot_rows(world))
+        _jsonl(out / "gsm8k" / f"{split}.jsonl", shape_problems(split))
+        summary["splits"][split] = world_stats(split)
+    write_t2i_prompts(out / "easyvqa_t2i" / "prompts.jsonl")
+    files = sorted(p for p in out.rglob("*") if p.is_file() and p.name != "world.json"
+                   and "images" not in p.relative_to(out).parts)
+    summary["files_sha256"] = {str(p.relative_to(out)): file_sha256(p) for p in files}
+    _json(out / "world.json", summary)
+    return summary
