@@ -243,6 +243,9 @@ def validate_config(config: TrainConfig, where: str = "config") -> None:
             raise ConfigError(f"{where}: batch.{task} = {rows} but data.{task} lists no sources")
         if sources:
             check_sources(task, sources, where)
+    from mmada_bench.train.stages import check_stage_options
+
+    check_stage_options(config, where)
 
 
 def check_sources(task: str, sources: list[DataSource], where: str) -> None:

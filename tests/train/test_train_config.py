@@ -40,6 +40,12 @@ BAD = {
     ),
     "rows without sources": (lambda c: c["data"].update(lm=[]), ConfigError, "batch.lm = 2 but data.lm"),
     "warm-up past the end": (lambda c: c["optim"].update(warmup_steps=50), ConfigError, "warmup_steps"),
+    "options for a stage that takes none": (
+        lambda c: c.update(stage_options={"group_size": 4}), ConfigError, "stage1 takes none",
+    ),
+    "stage-3 options checked before any model loads": (
+        lambda c: c.update(stage="stage3", stage_options={"group_size": 1}), ConfigError, "group_size must be >= 2",
+    ),
 }
 
 
