@@ -102,7 +102,7 @@ def _turns(row: Mapping[str, Any], where: str) -> list[tuple[str, str]]:
     raise DataError(f"{where}: chat row needs 'messages' or 'prompt'/'response' fields")
 
 
-def _image_ref(row: Mapping[str, Any], source: DataSource, where: str) -> dict[str, Any]:
+def image_ref(row: Mapping[str, Any], source: DataSource, where: str) -> dict[str, Any]:
     """``{"image": absolute path}`` or ``{"image_tokens": [codes]}`` for a row that carries an image."""
     if "image_tokens" in row:
         codes = row["image_tokens"]
@@ -145,7 +145,7 @@ def _sample(task: str, source: DataSource, row: Mapping[str, Any], where: str) -
     if source.format == "text_jsonl":
         return {"text": _string(row, "text", where)}
     if source.format == "caption_jsonl":
-        image = _image_ref(row, source, where)
+        image = image_ref(row, source, where)
         caption = _string(row, "caption", where)
         if task == "t2i":
             return {"caption": caption, **image}
@@ -162,14 +162,14 @@ def _sample(task: str, source: DataSource, row: Mapping[str, Any], where: str) -
             turns.append((_ROLES[turn["from"]], text.replace("<image>\n", "").replace("\n<image>", "").strip()))
         if source.cot:
             turns = _with_cot(turns, where)
-        return {"chat": chat_text(turns, where), **_image_ref(row, source, where)}
+        return {"chat": chat_text(turns, where), **image_ref(row, source, where)}
     # chat_jsonl
     turns = _turns(row, where)
     if source.cot:
         turns = _with_cot(turns, where)
     sample: dict[str, Any] = {"chat": chat_text(turns, where)}
     if task == "mmu":
-        sample.update(_image_ref(row, source, where))
+        sample.update(image_ref(row, source, where))
     elif "image" in row or "image_tokens" in row:
         raise DataError(f"{where}: row has an image but its source feeds the text task lm; list it under data.mmu")
     return sample

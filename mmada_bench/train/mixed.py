@@ -18,18 +18,16 @@ from __future__ import annotations
 import bisect
 import itertools
 import math
-from collections.abc import Iterator
 from typing import Any
 
 import torch
 
-from mmada_bench.errors import ConfigError
 from mmada_bench.model.prompting import IGNORE_INDEX, MMaDAPrompting
 from mmada_bench.train.config import TrainConfig
 from mmada_bench.train.data import ImageTokens, read_source
 from mmada_bench.train.losses import stage1_losses, training_attention_bias
 from mmada_bench.train.noising import mask_image_tokens, mask_text_tokens
-from mmada_bench.train.stage import StageContext
+from mmada_bench.train.stage import CountedBatches, StageContext
 
 TASKS = ("t2i", "lm", "mmu")
 _TASK_STREAM = {"t2i": 1, "lm": 2, "mmu": 3}
@@ -39,33 +37,6 @@ def row_generator(seed: int, stream: int, k: int) -> torch.Generator:
     """A generator for global row ``k`` of a stream, independent of batch layout and process count."""
     mixed = (seed * 0x9E3779B97F4A7C15 + stream * 0xBF58476D1CE4E5B9 + k * 0x94D049BB133111EB) % (2**63 - 1)
     return torch.Generator().manual_seed(mixed)
-
-
-class MixedBatches:
-    """Endless micro-batches of one rank; the state is the micro-batch counter (see module doc)."""
-
-    def __init__(self, stage: MixedStage, rank: int, world_size: int) -> None:
-        self.stage, self.rank, self.world_size = stage, rank, world_size
-        self.position = 0
-
-    def __iter__(self) -> Iterator[dict[str, Any]]:
-        return self
-
-    def __next__(self) -> dict[str, Any]:
-        batch = self.stage.build_batch(self.position * self.world_size + self.rank)
-        self.position += 1
-        return batch
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"position": self.position, "rank": self.rank, "world_size": self.world_size}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        if state.get("world_size", self.world_size) != self.world_size:
-            raise ConfigError(
-                f"checkpoint data position was saved with {state['world_size']} processes, this run has "
-                f"{self.world_size}; exact resume needs the same number of processes"
-            )
-        self.position = int(state["position"])
 
 
 class MixedStage:
@@ -176,8 +147,9 @@ class MixedStage:
         }
 
     # -- TrainingStage -----------------------------------------------------------------------------
-    def batches(self, rank: int, world_size: int) -> MixedBatches:
-        return MixedBatches(self, rank, world_size)
+    def batches(self, rank: int, world_size: int) -> CountedBatches:
+        # rows are numbered globally (micro-batch k of rank r is global batch k * world_size + r)
+        return CountedBatches(lambda k, r, w: self.build_batch(k * w + r), rank, world_size)
 
     def loss(self, model: torch.nn.Module, batch: dict[str, Any], step: int) -> tuple[torch.Tensor, dict[str, float]]:
         extra = {key: batch[key] for key in ("attention_bias", "attention_mask") if key in batch}

@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import torch
 
+from mmada_bench.errors import ConfigError
+
 if TYPE_CHECKING:
     from mmada_bench.train.config import TrainConfig
 
@@ -37,6 +39,35 @@ class ResumableIterator(Protocol):
     def state_dict(self) -> dict[str, Any]: ...
 
     def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+
+class CountedBatches:
+    """A :class:`ResumableIterator` whose whole state is a counter: item ``k`` of this process is
+    ``make(k, rank, world_size)``, so a stage that derives every batch from its position resumes exactly
+    by restoring one integer (and refuses a different process count, which would renumber the rows)."""
+
+    def __init__(self, make: Callable[[int, int, int], Any], rank: int, world_size: int) -> None:
+        self.make, self.rank, self.world_size = make, rank, world_size
+        self.position = 0
+
+    def __iter__(self) -> Iterator[Any]:
+        return self
+
+    def __next__(self) -> Any:
+        item = self.make(self.position, self.rank, self.world_size)
+        self.position += 1
+        return item
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"position": self.position, "rank": self.rank, "world_size": self.world_size}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state.get("world_size", self.world_size) != self.world_size:
+            raise ConfigError(
+                f"checkpoint data position was saved with {state['world_size']} processes, this run has "
+                f"{self.world_size}; exact resume needs the same number of processes"
+            )
+        self.position = int(state["position"])
 
 
 @runtime_checkable

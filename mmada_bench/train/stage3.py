@@ -31,7 +31,6 @@ import copy
 import itertools
 import json
 import math
-from collections.abc import Iterator
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -43,7 +42,7 @@ from mmada_bench.errors import ConfigError, DataError
 from mmada_bench.model.padding import left_pad
 from mmada_bench.model.prompting import MMaDAPrompting, apply_text_chat_template, with_cot
 from mmada_bench.train.config import DataSource, TrainConfig
-from mmada_bench.train.data import ImageTokens
+from mmada_bench.train.data import ImageTokens, image_ref
 from mmada_bench.train.grpo import (
     MaskedRows,
     UniGRPOConfig,
@@ -63,7 +62,7 @@ from mmada_bench.train.rollout import (
     rollout_text,
     truncate_response,
 )
-from mmada_bench.train.stage import StageContext
+from mmada_bench.train.stage import CountedBatches, StageContext
 
 TASKS = ("lm", "mmu", "t2i")
 _STREAM = {"t2i": 11, "lm": 12, "mmu": 13}  # prompt-choice streams (stage 1/2 use 1-3)
@@ -215,20 +214,6 @@ def _text(row: dict[str, Any], keys: tuple[str, ...], where: str, required: bool
     return None
 
 
-def _image(row: dict[str, Any], source: DataSource, where: str) -> dict[str, Any]:
-    if "image_tokens" in row:
-        codes = row["image_tokens"]
-        if not isinstance(codes, list) or not codes or not all(isinstance(c, int) and c >= 0 for c in codes):
-            raise DataError(f"{where}: field 'image_tokens' must be a non-empty list of codebook indices")
-        return {"image_tokens": codes}
-    name = _text(row, ("image",), where)
-    root = Path(source.image_root) if source.image_root else Path(source.path).parent
-    path = Path(name) if Path(name).is_absolute() else root / name
-    if not path.is_file():
-        raise DataError(f"{where}: image file not found: {path}")
-    return {"image": str(path)}
-
-
 def read_prompts(task: str, source: DataSource, need_gold: bool) -> list[dict[str, Any]]:
     """Prompt rows of one source: ``{"prompt", "answer"}`` (+ ``image`` for mmu), ``{"caption"}`` for t2i.
 
@@ -277,41 +262,11 @@ def read_prompts(task: str, source: DataSource, need_gold: bool) -> list[dict[st
             raise DataError(f"{where}: the correctness reward needs an 'answer' field")
         sample = {"prompt": prompt, "answer": answer}
         if task == "mmu":
-            sample.update(_image(row, source, where))
+            sample.update(image_ref(row, source, where))
         rows.append(sample)
     if not rows:
         raise DataError(f"{path}: no prompt rows")
     return rows
-
-
-# -- batches ------------------------------------------------------------------------------------------------
-
-
-class Stage3Batches:
-    """Endless ``{"rollout_id", "inner"}`` items of one process; the state is the item counter."""
-
-    def __init__(self, stage: Stage3, rank: int, world_size: int) -> None:
-        self.stage, self.rank, self.world_size = stage, rank, world_size
-        self.position = 0
-
-    def __iter__(self) -> Iterator[dict[str, int]]:
-        return self
-
-    def __next__(self) -> dict[str, int]:
-        item = self.stage.item(self.position, self.rank, self.world_size)
-        self.position += 1
-        return item
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"position": self.position, "rank": self.rank, "world_size": self.world_size}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        if state.get("world_size", self.world_size) != self.world_size:
-            raise ConfigError(
-                f"checkpoint data position was saved with {state['world_size']} processes, this run has "
-                f"{self.world_size}; exact resume needs the same number of processes"
-            )
-        self.position = int(state["position"])
 
 
 # -- the stage ------------------------------------------------------------------------------------------------
@@ -378,8 +333,8 @@ class Stage3:
         step, slot = divmod(within, accum)
         return {"rollout_id": (group * accum + slot) * world_size + rank, "inner": step, "group": group}
 
-    def batches(self, rank: int, world_size: int) -> Stage3Batches:
-        return Stage3Batches(self, rank, world_size)
+    def batches(self, rank: int, world_size: int) -> CountedBatches:
+        return CountedBatches(self.item, rank, world_size)
 
     def _pick(self, task: str, k: int) -> dict[str, Any]:
         gen = row_generator(self.config.seed, _STREAM[task], k)
