@@ -7,7 +7,7 @@ export TOKENIZERS_PARALLELISM ?= false
 # Idle OpenMP threads spin by default; on a small shared CPU that made a tiny forward 40x slower.
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: setup demo test lint bench
+.PHONY: setup demo test lint bench toy toy-check
 
 $(VENV)/.installed: pyproject.toml scripts/setup_env.sh
 	bash scripts/setup_env.sh $(VENV)
@@ -15,12 +15,33 @@ $(VENV)/.installed: pyproject.toml scripts/setup_env.sh
 
 setup: $(VENV)/.installed
 
-# Main job on the embedded default: all four text benchmarks on the `tiny` preset with the bundled
-# sample rows; the sampler is shortened so it takes about two minutes on a 2-core CPU.
-DEMO_OUT ?= results/tiny-text
+# Main job on the embedded default: the trained toy MMaDA (`toy`, after stage 3) on its three tasks, the
+# stage table over the three stage checkpoints, a denoising-step sweep and the leaderboard, all on
+# fixed subsets (the first rows of each test set) so it takes a few minutes on a 2-core CPU.
+MB := $(VENV)/bin/mmada-bench
+DEMO_OUT ?= results/toy
+DEMO_TASKS ?= easyvqa,easyvqa_t2i,toy_count
+DEMO_LIMIT ?= easyvqa=1000,easyvqa_t2i=96,toy_count=50
+DEMO_SWEEP ?= timesteps=1,2,4,8,16
 demo: setup
-	$(VENV)/bin/mmada-bench run --model tiny --tasks mmlu,gsm8k,math,gpqa --sample-data \
-	    --sampler gen_length=64,steps=64,block_length=32,gpqa.mc_num=16 --output $(DEMO_OUT)
+	@echo "== suite: toy (stage 3) on $(DEMO_TASKS), subsets $(DEMO_LIMIT)"
+	$(MB) run --model toy --tasks $(DEMO_TASKS) --limit $(DEMO_LIMIT) --label stage3 --output $(DEMO_OUT)/stage3
+	@echo "== stage table: toy-stage1, toy-stage2 and the run above, same tasks and subsets"
+	$(MB) stages --model stage1=toy-stage1,stage2=toy-stage2,stage3=$(DEMO_OUT)/stage3 --tasks $(DEMO_TASKS) \
+	    --limit $(DEMO_LIMIT) --output $(DEMO_OUT)/stages
+	@echo "== step sweep: easyvqa_t2i (first 48 prompts) at $(DEMO_SWEEP)"
+	$(MB) sweep --model toy --tasks easyvqa_t2i --limit 48 --grid $(DEMO_SWEEP) --output $(DEMO_OUT)/sweep
+	$(MB) leaderboard $(DEMO_OUT)/stages/stage1 $(DEMO_OUT)/stages/stage2 $(DEMO_OUT)/stage3 --output leaderboards/toy
+
+# Rebuild the toy world from scratch (tokenizers, judge, the three MMaDA stages) into build/toy, then
+# measure the rebuilt checkpoints on the full test sets; compare with the committed ones (make toy-check).
+toy: setup
+	$(PY) -m mmada_bench.toy.build --stage all --out build/toy --work build/toy-work
+	$(PY) -m mmada_bench.toy.targets --assets build/toy --output build/toy/targets
+
+# The issue-13 targets measured on the committed checkpoints (full easy-VQA and easyvqa_t2i test sets).
+toy-check: setup
+	$(PY) -m mmada_bench.toy.targets --output results/toy-targets
 
 test: setup
 	$(VENV)/bin/ruff check .

@@ -53,7 +53,7 @@ class RunConfig:
     output: Path
     data_dir: Path | None = None
     sample_data: bool = False
-    limit: int | float | None = None
+    limit: int | float | dict[str, int | float] | None = None  # a dict: per task
     batch_size: int = 8
     device: str = "auto"
     dtype: str = "float32"
@@ -85,6 +85,10 @@ class RunConfig:
                               f"got {self.bootstrap_iters}")
         if self.samples is not None and self.limit is not None:
             raise ConfigError("use either --limit or --samples, not both")
+        if isinstance(self.limit, dict):
+            stray = sorted(set(self.limit) - set(self.tasks))
+            if stray:
+                raise ConfigError(f"--limit names {', '.join(stray)}, not in --tasks ({', '.join(self.tasks)})")
         check_device(self.device)
         if self.samples is not None:
             check_sample_tasks(self.samples, self.tasks)

@@ -40,6 +40,7 @@ from mmada_bench.adapters.settings import (
 )
 from mmada_bench.errors import ConfigError
 from mmada_bench.model import image_processing
+from mmada_bench.model.configuration_mmada import RELEASED_T2I_TEXT_BUDGET, T2I_TEXT_BUDGET_KEY
 from mmada_bench.model.loading import ModelBundle, load_bundle
 from mmada_bench.model.padding import left_pad
 from mmada_bench.model.prompting import MMaDAPrompting, apply_text_chat_template, with_cot, with_single_bos
@@ -318,6 +319,12 @@ class MMaDAAdapter(Adapter):
                 results.append(TextResult(apply_until(raw, item.until), raw, Cost(cost.nfe, cost.tokens, cost.seconds)))
         return results
 
+    def t2i_text_budget(self, settings: ImageSettings) -> int:
+        """``M`` of the t2i prompt: the setting, else the checkpoint's trained budget, else MMaDA-8B's 512."""
+        if settings.max_text_len is not None:
+            return settings.max_text_len
+        return int(getattr(self.bundle.config, T2I_TEXT_BUDGET_KEY, None) or RELEASED_T2I_TEXT_BUDGET)
+
     def generate_images(self, requests: Sequence[ImageRequest], settings: ImageSettings) -> list[ImageResult]:
         """T2I: MaskGIT decoding of ``t2i_gen`` prompts (with CFG against the empty prompt), then MAGVIT-v2.
 
@@ -329,7 +336,7 @@ class MMaDAAdapter(Adapter):
         vq = self._vq()
         side = self._image_resolution(settings.resolution) // vq.config.downsample_factor
         tokens = side * side
-        builder = MMaDAPrompting.from_config(self.tokenizer, self.bundle.config, settings.max_text_len)
+        builder = MMaDAPrompting.from_config(self.tokenizer, self.bundle.config, self.t2i_text_budget(settings))
         device = self.bundle.device
         results: list[ImageResult] = []
         for batch in self._batches(len(requests), True):

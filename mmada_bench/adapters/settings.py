@@ -189,8 +189,9 @@ class ImageSettings(Settings):
         re-masking noise; schedule: mask schedule name.
         resolution: image side in pixels; None = the checkpoint's own (``num_vq_tokens`` x the image
             tokenizer's downsampling), which for MMaDA-8B configs is a stale 256 -- pass 512 there.
-        max_text_len: the t2i text budget ``M`` the checkpoint was trained with (512 for the released
-            MMaDA-8B stages).
+        max_text_len: the t2i text budget ``M`` the checkpoint was trained with. None (default): the
+            checkpoint's own ``t2i_max_text_len`` (which ``mmada-bench train`` records), else 512, the
+            released MMaDA-8B stages' budget. A wrong ``M`` moves every image token and ruins the images.
         images_per_prompt: images a task asks for per prompt (GenEval: 4), each with its own seed. It
             is not part of the request key: image ``k`` of a prompt is the same request whatever the
             count, so raising the count keeps the images already made.
@@ -201,13 +202,15 @@ class ImageSettings(Settings):
     temperature: float = 1.0
     schedule: str = "cosine"
     resolution: int | None = None
-    max_text_len: int = 512
+    max_text_len: int | None = None
     images_per_prompt: int = 1
 
     MODALITY = "t2i"
 
     def __post_init__(self) -> None:
-        _positive_ints(self, ("timesteps", "max_text_len", "images_per_prompt"))
+        _positive_ints(self, ("timesteps", "images_per_prompt"))
+        if self.max_text_len is not None:
+            _positive_ints(self, ("max_text_len",))
         _finite(self, ("guidance_scale", "temperature"))
         if self.guidance_scale < 0 or self.temperature < 0:
             raise ConfigError("sampler settings guidance_scale and temperature must be >= 0")

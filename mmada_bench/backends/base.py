@@ -29,11 +29,17 @@ class RunContext:
     dist: Distributed
     data_root: Path | None
     sample_data: bool
-    limit: int | float | None
+    limit: int | float | Mapping[str, int | float] | None  # a mapping: per task, the others in full
     bootstrap_iters: int
     progress: bool
     seeds: Mapping[str, int]
     sample_ids: Mapping[str, list[str]] = field(default_factory=dict)  # --samples: task -> ids
+
+    def limit_for(self, task: str) -> int | float | None:
+        """``--limit`` as it applies to ``task``."""
+        if isinstance(self.limit, Mapping):
+            return self.limit.get(task)
+        return self.limit
 
 
 @dataclass

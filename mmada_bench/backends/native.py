@@ -50,10 +50,10 @@ class NativeBackend:
                                   f"values, e.g. {', '.join(list(by_id)[:3])})")
             rows = [by_id[i] for i in wanted]
         else:
-            rows = limited(rows, context.limit)
+            rows = limited(rows, context.limit_for(spec.name))
         if not rows:
             raise ConfigError(f"task {spec.name}: no rows to evaluate")
-        return TaskPlan(spec, settings, None, context.limit, rows, loaded.info(),
+        return TaskPlan(spec, settings, None, context.limit_for(spec.name), rows, loaded.info(),
                         samples=list(wanted) if wanted is not None else None)
 
     def run(self, plan: TaskPlan, context: RunContext, engine: RequestEngine) -> TaskOutput | None:

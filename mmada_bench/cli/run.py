@@ -11,7 +11,7 @@ from mmada_bench.errors import ConfigError
 from mmada_bench.runner import RunConfig, run_suite
 
 
-def _limit(text: str) -> int | float:
+def _one_limit(text: str) -> int | float:
     try:
         value = float(text)
     except ValueError:
@@ -21,6 +21,23 @@ def _limit(text: str) -> int | float:
     if value > 1 and not value.is_integer():
         raise argparse.ArgumentTypeError(f"--limit above 1 must be a whole number of examples, got {text!r}")
     return int(value) if value >= 1 else value
+
+
+def parse_limit(text: str) -> int | float | dict[str, int | float]:
+    """``--limit N`` (every task) or ``--limit task=N,task=M`` (those tasks; the others run in full)."""
+    if "=" not in text:
+        return _one_limit(text)
+    limits: dict[str, int | float] = {}
+    for part in text.split(","):
+        task, sep, value = part.partition("=")
+        if not sep or not task.strip():
+            raise argparse.ArgumentTypeError(f"--limit: expected task=N in {part!r}")
+        limits[task.strip()] = _one_limit(value.strip())
+    return limits
+
+
+LIMIT_HELP = ("first N examples per (sub)task, or a fraction; per task: easyvqa=1000,toy_count=50 "
+              "(tasks not named run in full)")
 
 
 def read_sample_ids(path: Path) -> dict[str, list[str]]:
@@ -56,7 +73,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="offline data: DIR/<task>/<split>.jsonl|.parquet for text tasks, VLMEvalKit TSVs "
                    "for understanding tasks")
     p.add_argument("--sample-data", action="store_true", help="use the few bundled sample rows per task")
-    p.add_argument("--limit", type=_limit, default=None, help="first N examples per (sub)task, or a fraction")
+    p.add_argument("--limit", type=parse_limit, default=None, help=LIMIT_HELP)
     p.add_argument("--samples", type=Path, default=None, metavar="FILE",
                    help='evaluate only these samples: JSON {"task": [id, ...]} (ids as in samples files: doc_id, '
                    'or subtask/doc_id; `mmada-bench regress --write-samples` writes one)')

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from mmada_bench.adapters.settings import parse_assignments
-from mmada_bench.cli.run import _limit
+from mmada_bench.cli.run import LIMIT_HELP, parse_limit
 from mmada_bench.errors import ConfigError
 from mmada_bench.runner import RunConfig
 
@@ -17,7 +17,7 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tasks", help="comma-separated task names (see `mmada-bench tasks`)")
     p.add_argument("--data-dir", type=Path, default=None, help="offline data folder (as for `run`)")
     p.add_argument("--sample-data", action="store_true", help="use the few bundled sample rows per task")
-    p.add_argument("--limit", type=_limit, default=None, help="first N examples per (sub)task, or a fraction")
+    p.add_argument("--limit", type=parse_limit, default=None, help=LIMIT_HELP)
     p.add_argument("--batch-size", type=int, default=8, help="requests per model call (default 8)")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, ... (default auto)")
     p.add_argument("--dtype", default="float32", help="float32 | bfloat16 | float16 (default float32)")

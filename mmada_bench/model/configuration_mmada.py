@@ -19,6 +19,11 @@ from transformers import PretrainedConfig
 LLADA_EMBEDDING_SIZE = 126464
 #: ``len(tokenizer)`` of the LLaDA tokenizer: the first image-code id of MMaDA-8B (spec §1.3).
 LLADA_TOKENIZER_LENGTH = 126349
+#: config.json key holding the t2i text budget ``M`` a checkpoint was trained with; ``mmada-bench
+#: train`` writes it (released checkpoints lack it, and their stages all used
+#: :data:`RELEASED_T2I_TEXT_BUDGET`), and image generation reads it so prompts match training.
+T2I_TEXT_BUDGET_KEY = "t2i_max_text_len"
+RELEASED_T2I_TEXT_BUDGET = 512
 
 
 def derive_image_token_offset(llm_vocab_size: int) -> int:

@@ -7,6 +7,12 @@ rest of the harness cannot tell it from a real MMaDA-8B folder and tests exercis
 
 Materialisation is deterministic (fixed seed, fixed shipped tokenizer), so the folder's content and
 therefore its fingerprint are identical on every machine and run.
+
+Two kinds of preset: *random* ones (``tiny``: fast, honest chance-level scores for tests) and
+*trained* ones (``toy-stage1`` / ``toy-stage2`` / ``toy``: the MMaDA trained in-project on the
+easy-vqa toy world, :mod:`mmada_bench.toy`), whose committed ``config.json`` + ``model.safetensors``
+are copied from ``assets/`` next to the packaged toy MAGVIT-v2. A trained preset's cache folder
+carries a digest of its committed weights, so retrained weights never meet a stale cache.
 """
 
 from __future__ import annotations
@@ -24,6 +30,8 @@ from mmada_bench.errors import CheckpointError, ConfigError
 
 VQ_SUBFOLDER = "vq_model"
 PRESET_FILE = "preset.json"
+#: Packaged files presets are assembled from (the toy world's are built by ``python -m mmada_bench.toy.build``).
+ASSETS = Path(__file__).resolve().parent / "assets"
 
 
 @dataclass(frozen=True)
@@ -45,11 +53,24 @@ class Preset:
     magvit_encoder_mult: tuple[int, ...] = (1, 2, 2, 4, 4)
     magvit_decoder_mult: tuple[int, ...] = (1, 1, 2, 2, 4)
     magvit_res_blocks: int = 1
+    #: Packaged MAGVIT-v2 folder (relative to ``assets/``) used instead of a random one.
+    vq_asset: str | None = None
+    #: Packaged tokenizer folder (relative to ``assets/``; tiny layout) used instead of the tiny one.
+    tokenizer_asset: str | None = None
+    #: Packaged trained MMaDA folder (``config.json`` + ``model.safetensors``, relative to ``assets/``).
+    weights_asset: str | None = None
     extra: dict = field(default_factory=dict)
 
     @property
     def folder_name(self) -> str:
-        return f"{self.name}-v{self.version}"
+        if self.weights_asset is None:
+            return f"{self.name}-v{self.version}"
+        from mmada_bench.hashing import file_sha256
+
+        weights = ASSETS / self.weights_asset / "model.safetensors"
+        if not weights.is_file():
+            raise CheckpointError(f"preset {self.name!r}: packaged weights {weights} are missing (rebuild: make toy)")
+        return f"{self.name}-v{self.version}-{file_sha256(weights)[:12]}"
 
 
 PRESETS: dict[str, Preset] = {
@@ -60,6 +81,16 @@ PRESETS: dict[str, Preset] = {
             "tokenizer and a 10-bit MAGVIT-v2 at 64 px (16 image tokens); honest, near-chance scores"
         ),
     ),
+    **{
+        name: Preset(name=name, description=description, vq_asset="toy/magvitv2", tokenizer_asset="toy/tokenizer",
+                     weights_asset=f"toy/mmada/{stage}")
+        for name, stage, description in (
+            ("toy-stage1", "stage1", "the toy MMaDA after stage 1 (masked-token pretraining on the easy-vqa toy world)"),
+            ("toy-stage2", "stage2", "the toy MMaDA after stage 2 (mixed long-CoT fine-tuning)"),
+            ("toy", "stage3", "the trained embedded default: the toy MMaDA after stage 3 (UniGRPO with correctness, "
+             "format and toy-judge rewards); real, still weak scores on easyvqa, easyvqa_t2i and toy_count"),
+        )
+    },
 }
 
 
@@ -119,23 +150,47 @@ def _mmada_config(preset: Preset, text_vocab: int, special_ids: dict[str, int], 
     )
 
 
-def write_preset(preset: Preset, folder: Path) -> None:
-    """Build the preset's three parts with a fixed seed and save them in the real folder layout."""
+def write_preset(
+    preset: Preset,
+    folder: Path,
+    vq_folder: Path | None = None,
+    tokenizer_folder: Path | None = None,
+    weights_folder: Path | None = None,
+) -> None:
+    """Build the preset's three parts with a fixed seed and save them in the real folder layout.
+
+    ``vq_folder`` / ``tokenizer_folder`` / ``weights_folder`` replace the preset's packaged MAGVIT-v2 /
+    tokenizer / trained weights (a rebuild trains, and is measured, on its own).
+    """
     from mmada_bench.model.magvitv2 import MAGVITv2
     from mmada_bench.model.modeling_mmada import MMaDAModelLM
-    from mmada_bench.model.tokenizer import tiny_special_token_ids, tiny_tokenizer
+    from mmada_bench.model.tokenizer import load_tokenizer, tiny_special_token_ids, tiny_tokenizer
 
-    tokenizer = tiny_tokenizer()
+    if tokenizer_folder is not None or preset.tokenizer_asset is not None:
+        tokenizer = load_tokenizer(tokenizer_folder or ASSETS / preset.tokenizer_asset)
+    else:
+        tokenizer = tiny_tokenizer()
     text_vocab = len(tokenizer)
     special_ids = tiny_special_token_ids(text_vocab)
-    magvit_config = _magvit_config(preset)
+    if vq_folder is not None or preset.vq_asset is not None:
+        vq = MAGVITv2.from_pretrained(vq_folder or ASSETS / preset.vq_asset)
+        magvit_config = vq.config
+    else:
+        magvit_config = _magvit_config(preset)
     tokens_per_side = preset.image_resolution // magvit_config.downsample_factor
-    config = _mmada_config(preset, text_vocab, special_ids, tokens_per_side**2)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(preset.seed)
-        model = MMaDAModelLM(config)
-        vq = MAGVITv2(magvit_config)
-    model.save_pretrained(folder)
+    if weights_folder is not None or preset.weights_asset is not None:
+        source = weights_folder or ASSETS / preset.weights_asset
+        folder.mkdir(parents=True, exist_ok=True)
+        for name in ("config.json", "model.safetensors"):
+            shutil.copyfile(source / name, folder / name)
+    else:
+        config = _mmada_config(preset, text_vocab, special_ids, tokens_per_side**2)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(preset.seed)
+            model = MMaDAModelLM(config)
+            if vq_folder is None and preset.vq_asset is None:
+                vq = MAGVITv2(magvit_config)
+        model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     vq.save_pretrained(folder / VQ_SUBFOLDER)
     (folder / PRESET_FILE).write_text(json.dumps(asdict(preset), indent=2))

@@ -217,7 +217,9 @@ def build_tiny_tokenizer(
     return tokenizer
 
 
-def save_tiny_tokenizer(tokenizer: PreTrainedTokenizerBase, folder: str | Path, digest: str) -> None:
+def save_tiny_tokenizer(
+    tokenizer: PreTrainedTokenizerBase, folder: str | Path, digest: str, built_by: str = "scripts/build_tiny_tokenizer.py"
+) -> None:
     """Write the tokenizer files plus ``build_info.json`` (corpus digest, so tests can check a rebuild)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -233,7 +235,7 @@ def save_tiny_tokenizer(tokenizer: PreTrainedTokenizerBase, folder: str | Path, 
         "text_vocab_size": len(tokenizer),
         "corpus_sha256": digest,
         "special_token_ids": tiny_special_token_ids(len(tokenizer)),
-        "built_by": "scripts/build_tiny_tokenizer.py",
+        "built_by": built_by,
     }
     (folder / "build_info.json").write_text(json.dumps(info, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 

@@ -14,6 +14,7 @@ from typing import Any
 #: Metric base names whose values are proportions in [0, 1] (shown x100 as points).
 PROPORTIONS = frozenset({
     "acc", "acc_norm", "exact_match", "math_verify", "f1", "precision", "recall", "geneval_overall", "accuracy",
+    "both", "color", "shape",  # easyvqa_t2i: fractions of images judged right, as GenEval stores them
 })
 
 

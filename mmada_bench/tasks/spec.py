@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from mmada_bench.adapters.settings import ImageSettings, Settings, TextSettings, UnderstandingSettings
@@ -42,6 +43,8 @@ class TaskSpec:
             native: a :class:`~mmada_bench.tasks.native.NativeTask`).
         requires: adapter capabilities the task calls (checked before the run; see ``Adapter.capabilities``).
         presets: named sampler settings (e.g. ``cot``) a run can pick with ``--sampler preset=NAME``.
+        bundled_data: a folder laid out as ``--data-dir`` (``<name>/<split>.jsonl``) that ships with the
+            package and is read when no ``--data-dir`` is given (the toy world's tasks); None = the hub.
     """
 
     name: str
@@ -59,6 +62,7 @@ class TaskSpec:
     impl: Any = field(default=None, repr=False, compare=False)
     requires: tuple[str, ...] = ()
     presets: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    bundled_data: Path | None = None
 
     def __post_init__(self) -> None:
         if self.modality not in MODALITIES:

@@ -1,6 +1,8 @@
-"""The toy world (easy-VQA) and the small models trained on it: MAGVIT-v2 tokenizer and judge.
+"""The toy world (easy-VQA) and the small models trained on it: the trained embedded default.
 
 ``world`` derives captions, CoT answers and a GSM8K-format text task; ``export`` writes them in the
-training formats; ``vq_training`` and ``judge_training`` train the committed artifacts in
-``mmada_bench/model/assets/toy/``; ``build`` runs the stages (``python -m mmada_bench.toy.build``).
+training formats; ``tokenizer``, ``vq_training`` and ``judge_training`` train the toy tokenizer,
+MAGVIT-v2 and judge; ``mmada_training`` is the three-stage MMaDA recipe; ``build`` rebuilds all of it
+(``python -m mmada_bench.toy.build``, ``make toy``) into the layout of the committed
+``mmada_bench/model/assets/toy/``; ``targets`` measures the result against the targets.
 """

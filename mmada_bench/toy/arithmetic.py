@@ -1,9 +1,9 @@
 """The toy world's text task: shape-counting word problems in GSM8K's format.
 
 GSM8K rows are ``{"question", "answer"}`` with the answer's worked steps ending in ``#### <number>``;
-writing the toy task the same way lets the project's own ``gsm8k`` task (lm-eval's 5-shot prompt,
-strict and flexible extraction) score a tiny model on it through ``--data-dir``, so the text path of
-the embedded default earns a real number. Problems use the toy world's words (colours, shapes) and
+writing the toy task the same way lets the ``toy_count`` task (lm-eval's GSM8K prompt and its strict
+and flexible extraction, 0-shot; rows shipped in ``tasks/text/toy_data``) score a tiny model on it,
+so the text path of the embedded default earns a real number. Problems use the toy world's words (colours, shapes) and
 small numbers (one- and two-digit results) so a few-million-parameter model can learn them; chance is
 roughly one in the number of possible answers (about 1/20), far below what a trained model reaches.
 

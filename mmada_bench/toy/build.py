@@ -1,16 +1,22 @@
-"""Rebuild the toy world's artifacts: ``python -m mmada_bench.toy.build --stage world|vq|judge --out DIR``.
+"""Rebuild the toy world's artifacts: ``python -m mmada_bench.toy.build --stage STAGE --out DIR``.
 
-Stages, each deterministic (fixed seeds, one torch thread: on a shared 2-core machine a second thread mostly waits) and shown with tqdm progress bars:
+Stages, each deterministic (fixed seeds and thread counts, :data:`THREADS`) and shown with tqdm progress bars:
 
 * ``world``: the training files of :mod:`mmada_bench.toy.export` into ``DIR/world/``;
+* ``tokenizer``: the toy *text* tokenizer (:mod:`mmada_bench.toy.tokenizer`) into ``DIR/tokenizer/``;
 * ``vq``: the small MAGVIT-v2 into ``DIR/magvitv2/`` (``config.json`` + ``model.safetensors``, loadable
   with :meth:`MAGVITv2.from_pretrained`) plus ``vq.json`` (settings, losses, test PSNR, wall time);
 * ``judge``: the toy judge into ``DIR/judge/`` (``config.json`` + ``model.safetensors`` +
   ``judge.json`` with its accuracy on real and reconstructed test images) and the ``easyvqa_t2i``
   prompts into ``DIR/easyvqa_t2i/prompts.jsonl``; needs ``DIR/magvitv2``.
+* ``mmada``: the toy MMaDA through stages 1 -> 2 -> 3 (:mod:`mmada_bench.toy.mmada_training`) into
+  ``DIR/mmada/stage{1,2,3}/`` (``config.json`` + ``model.safetensors`` each) plus ``train.json``; the
+  world and the training runs (configs, checkpoints, image-token cache) go to ``--work``. It starts
+  from an untrained model with ``DIR``'s text tokenizer and MAGVIT-v2 when it has them (a full
+  rebuild), else the committed ones, and stage 3 is rewarded by ``DIR``'s judge likewise.
+* ``all``: world, tokenizer, vq, judge and mmada in order (``make toy``).
 
-The committed artifacts are ``--out mmada_bench/model/assets/toy`` (:data:`ASSETS`), built by
-``--stage vq`` then ``--stage judge``.
+The committed artifacts are ``--out mmada_bench/model/assets/toy`` (:data:`ASSETS`).
 """
 
 from __future__ import annotations
@@ -27,9 +33,13 @@ import torch
 from mmada_bench.errors import ConfigError, MMaDABenchError
 
 ASSETS = Path(__file__).resolve().parent.parent / "model" / "assets" / "toy"
-VQ_FOLDER, JUDGE_FOLDER, WORLD_FOLDER = "magvitv2", "judge", "world"
-STAGES = ("world", "vq", "judge")
-THREADS = 1  # fixed so reductions, and therefore the trained bytes, are the same on every machine
+VQ_FOLDER, JUDGE_FOLDER, WORLD_FOLDER, TOKENIZER_FOLDER = "magvitv2", "judge", "world", "tokenizer"
+STAGES = ("world", "tokenizer", "vq", "judge", "mmada", "all")
+#: Torch threads, fixed so reductions, and therefore the trained bytes, repeat: one for the small
+#: convolutional nets (a second thread mostly waits on 2 shared cores), two for the MMaDA stages
+#: (matrix products that do use both cores; same thread count, same bytes on one machine).
+THREADS = 1
+MMADA_THREADS = 2
 #: Test images the stage reports use (all 1,000).
 TEST_IMAGES = 1000
 
@@ -42,6 +52,12 @@ def build_world(out: Path, progress: bool = True) -> dict[str, Any]:
     from mmada_bench.toy.export import export_world
 
     return export_world(out / WORLD_FOLDER, progress=progress)
+
+
+def build_tokenizer(out: Path, progress: bool = True) -> dict[str, Any]:
+    from mmada_bench.toy.tokenizer import save_toy_tokenizer
+
+    return save_toy_tokenizer(out / TOKENIZER_FOLDER)
 
 
 def build_vq(out: Path, progress: bool = True, steps: int | None = None) -> dict[str, Any]:
@@ -77,15 +93,56 @@ def build_judge(out: Path, progress: bool = True, epochs: int | None = None) -> 
     return build_and_evaluate_judge(vq_folder, out / JUDGE_FOLDER, cfg, progress=progress)
 
 
+def build_mmada(out: Path, work: Path, progress: bool = True) -> dict[str, Any]:
+    """Train the MMaDA through the three stages on the world in ``work/world`` (exported if missing).
+
+    The text tokenizer, MAGVIT-v2 and judge are ``out``'s when it has them, else the committed ones.
+    """
+    from mmada_bench.toy.export import export_world
+    from mmada_bench.toy.mmada_training import train_toy_mmada
+
+    world = work / WORLD_FOLDER
+    if not (world / "world.json").is_file():
+        export_world(world, progress=progress)
+
+    def own(name: str, marker: str) -> Path:
+        return out / name if (out / name / marker).is_file() else ASSETS / name
+
+    parts = {"vq": own(VQ_FOLDER, "config.json"), "tokenizer": own(TOKENIZER_FOLDER, "tokenizer.json"),
+             "judge": own(JUDGE_FOLDER, "config.json")}
+    start = time.perf_counter()
+    torch.set_num_threads(MMADA_THREADS)
+    try:
+        report = train_toy_mmada(world, work / "runs", out, **parts, progress=progress)
+    finally:
+        torch.set_num_threads(THREADS)
+    report["wall_seconds"] = time.perf_counter() - start
+    return report
+
+
+def build_all(out: Path, work: Path, progress: bool = True) -> dict[str, Any]:
+    """Every stage in order, the MMaDA trained on this build's tokenizer and rewarded by its judge."""
+    reports: dict[str, Any] = {"world": build_world(work, progress)}
+    reports["tokenizer"] = build_tokenizer(out, progress)
+    reports["vq"] = build_vq(out, progress)
+    reports["judge"] = build_judge(out, progress)
+    reports["mmada"] = build_mmada(out, work, progress)
+    return {name: {k: v for k, v in r.items() if not isinstance(v, dict)} for name, r in reports.items()}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m mmada_bench.toy.build", description=__doc__.splitlines()[0])
     parser.add_argument("--stage", choices=STAGES, required=True)
     parser.add_argument("--out", type=Path, required=True, help=f"output folder (committed: {ASSETS})")
+    parser.add_argument("--work", type=Path, default=Path("build/toy-work"),
+                        help="scratch folder for the exported world and the training runs (default: build/toy-work)")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
     torch.set_num_threads(THREADS)
     args.out.mkdir(parents=True, exist_ok=True)
-    builders = {"world": build_world, "vq": build_vq, "judge": build_judge}
+    builders = {"world": build_world, "tokenizer": build_tokenizer, "vq": build_vq, "judge": build_judge,
+                "mmada": lambda out, progress: build_mmada(out, args.work, progress),
+                "all": lambda out, progress: build_all(out, args.work, progress)}
     start = time.perf_counter()
     try:
         report = builders[args.stage](args.out, progress=not args.no_progress)

@@ -8,7 +8,8 @@ OUT/
   captions_{split}.jsonl           {"image", "caption", "image_id"}     (trainer format caption_jsonl)
   vqa_{split}.json                 LLaVA list: {"id", "image", "conversations"} (llava_json)
   vqa_cot_{split}.jsonl            {"image", "question", "answer": "<think>...</think> red"} (chat_jsonl)
-  gsm8k/{train,test}.jsonl         {"question", "answer": "... #### N"}  (``--data-dir OUT`` for gsm8k)
+  toy_count/{train,test}.jsonl     {"question", "answer": "... #### N"}  (the shipped ``toy_count`` rows)
+  text_{split}.jsonl               {"text": "Question: ...\nAnswer: ..."}  (text_jsonl: lm-eval's GSM8K form)
   easyvqa_t2i/prompts.jsonl        {"id", "prompt", "shape", "color"} of the test images (easyvqa_t2i)
   world.json                       counts, label sources, pixel-rule agreement, sha256 of every file
 ```
@@ -68,6 +69,11 @@ def cot_rows(world: tuple[ToyImage, ...]) -> list[dict[str, Any]]:
             for item in world for question, answer in item.questions]
 
 
+def text_rows(problems: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Counting problems as pretraining text, exactly as lm-eval's 0-shot GSM8K prompt + target read."""
+    return [{"text": f"Question: {row['question']}\nAnswer: {row['answer']}"} for row in problems]
+
+
 def t2i_prompt_rows(world: tuple[ToyImage, ...]) -> list[dict[str, Any]]:
     """The ``easyvqa_t2i`` task's prompts: one per image, with the labels the judge is scored against."""
     return [{"id": str(i.image_id), "prompt": i.caption, "shape": i.shape, "color": i.color} for i in world]
@@ -93,7 +99,9 @@ def export_world(out: Path, progress: bool = True, splits: tuple[str, ...] = SPL
         _jsonl(out / f"captions_{split}.jsonl", caption_rows(world))
         _json(out / f"vqa_{split}.json", llava_rows(world))
         _jsonl(out / f"vqa_cot_{split}.jsonl", cot_rows(world))
-        _jsonl(out / "gsm8k" / f"{split}.jsonl", shape_problems(split))
+        problems = shape_problems(split)
+        _jsonl(out / "toy_count" / f"{split}.jsonl", problems)
+        _jsonl(out / f"text_{split}.jsonl", text_rows(problems))
         summary["splits"][split] = world_stats(split)
     write_t2i_prompts(out / "easyvqa_t2i" / "prompts.jsonl")
     files = sorted(p for p in out.rglob("*") if p.is_file() and p.name != "world.json"

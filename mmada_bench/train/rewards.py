@@ -87,10 +87,21 @@ def answers_match(predicted: str, gold: str) -> bool:
     return x is not None and y is not None and abs(x - y) <= 1e-6 * max(1.0, abs(y))
 
 
+def _words(text: str) -> str:
+    return " ".join(re.findall(r"[a-z0-9]+", text.lower()))
+
+
 def correctness_reward(completion: str, gold: str | None) -> float:
-    """1.0 when the extracted answer matches ``gold``, else 0.0 (also when nothing is extracted)."""
+    """1.0 when the extracted answer matches ``gold``, else 0.0 (also when nothing is extracted).
+
+    A math gold is compared with the extracted final answer; a plain-word gold (a VQA answer such as
+    "red" or "yes") with the whole answer part after ``</think>``, lower-cased and stripped of
+    punctuation, so "Red." counts and "red circle" does not.
+    """
     if gold is None:
         raise ValueError("correctness_reward needs a gold answer")
+    if re.fullmatch(r"[A-Za-z][A-Za-z ]*", gold.strip()):
+        return float(_words(_after_think(completion)) == _words(gold) != "")
     predicted = extract_answer(completion)
     return float(predicted is not None and answers_match(predicted, gold))
 
@@ -229,11 +240,42 @@ def _image_reward_batch(options: Mapping[str, Any]) -> BatchReward:
     return score
 
 
+def _toy_judge_batch(options: Mapping[str, Any]) -> BatchReward:
+    """The toy judge's verdict on a generated toy-world image: half a point each for the colour and the
+    shape the caption asks for (so a half-right image still ranks above a wrong one in its group).
+
+    The caption's colour and shape words are read from the prompt ("a red circle"); a prompt naming
+    neither is a data error, not a zero reward. ``reward_models.toy_judge`` may name another judge
+    folder; the default is the committed one.
+    """
+    from mmada_bench.scorers.toy_judge import DEFAULT_JUDGE, ToyJudge
+
+    judge = ToyJudge.from_pretrained(options.get("toy_judge") or DEFAULT_JUDGE)
+    shapes, colors = set(judge.config.shapes), set(judge.config.colors)
+
+    def wanted(prompt: str, names: set[str], kind: str) -> str:
+        found = [word for word in re.findall(r"[a-z]+", prompt.lower()) if word in names]
+        if len(set(found)) != 1:
+            raise DataError(f"reward 'toy_judge': prompt {prompt!r} must name exactly one {kind}")
+        return found[0]
+
+    def score(samples: Sequence[RewardSample]) -> list[float]:
+        for s in samples:
+            if s.image is None:
+                raise DataError(f"reward 'toy_judge' needs an image; the rollout of {s.prompt[:40]!r} has none")
+        verdicts = judge.judge([s.image for s in samples])
+        return [0.5 * (v.color == wanted(s.prompt, colors, "colour")) + 0.5 * (v.shape == wanted(s.prompt, shapes, "shape"))
+                for s, v in zip(samples, verdicts, strict=True)]
+
+    return score
+
+
 REWARDS: dict[str, RewardSpec] = {
     "correctness": RewardSpec(("lm", "mmu"), _correctness_batch, "extracted answer equals the gold answer (0/1)"),
     "format": RewardSpec(("lm", "mmu"), _per_sample(think_format_reward), "<think>reasoning</think> answer (0/1)"),
     "clip": RewardSpec(("mmu", "t2i"), _clip_batch, "CLIP Score 100·cos(image, text)"),
     "imagereward": RewardSpec(("t2i",), _image_reward_batch, "ImageReward of the generated image"),
+    "toy_judge": RewardSpec(("t2i",), _toy_judge_batch, "toy judge: 0.5 x colour right + 0.5 x shape right"),
 }
 """Reward registry: a new reward is one entry here (or ``REWARDS[name] = RewardSpec(...)`` in user code)."""
 

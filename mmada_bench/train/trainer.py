@@ -28,6 +28,7 @@ from accelerate.utils import send_to_device, set_seed
 from tqdm.auto import tqdm
 from transformers import get_cosine_with_min_lr_schedule_with_warmup
 
+from mmada_bench.model.configuration_mmada import T2I_TEXT_BUDGET_KEY
 from mmada_bench.model.loading import load_bundle
 from mmada_bench.model.presets import VQ_SUBFOLDER, resolve_checkpoint
 from mmada_bench.train import checkpointing as ckpt
@@ -88,6 +89,8 @@ def train(config: TrainConfig, resume: str | None = None, accelerator: Accelerat
     model.train()
     if config.runtime.gradient_checkpointing:
         model.gradient_checkpointing_enable()
+    if config.batch.t2i > 0:  # image generation must lay prompts out as training did
+        setattr(model.config, T2I_TEXT_BUDGET_KEY, config.seq.max_text_len)
     vq = bundle.vq_model
     if vq is not None:
         vq.eval().requires_grad_(False)

@@ -139,3 +139,12 @@ def test_batched_images_equal_one_at_a_time_bitwise(tiny_adapter, guidance):
         assert b.cost.nfe == a.cost.nfe == 3 and b.cost.tokens == 16
     # different seeds of one prompt give different images (the generators really are per row)
     assert not np.array_equal(np.asarray(batched[0].image), np.asarray(batched[2].image))
+
+
+def test_t2i_text_budget_is_the_setting_else_the_checkpoints_else_512(tiny_adapter, monkeypatch):
+    config = tiny_adapter.bundle.config
+    assert not hasattr(config, "t2i_max_text_len")  # a released-style checkpoint
+    assert tiny_adapter.t2i_text_budget(ImageSettings()) == 512
+    monkeypatch.setattr(config, "t2i_max_text_len", 32, raising=False)
+    assert tiny_adapter.t2i_text_budget(ImageSettings()) == 32
+    assert tiny_adapter.t2i_text_budget(ImageSettings(max_text_len=16)) == 16

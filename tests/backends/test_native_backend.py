@@ -129,3 +129,18 @@ def test_native_task_resumes_and_shards_through_the_cli(toy_env, tmp_path, tiny_
     assert [{k: v for k, v in s.items() if k != "cost"} for s in merged.samples("toy")] == strip
     assert json.loads((tmp_path / "sharded" / "results.json").read_text())["tasks"].keys() == \
         json.loads((tmp_path / "run" / "results.json").read_text())["tasks"].keys()
+
+
+def test_per_task_limit_applies_to_the_named_task_only(toy_env, tmp_path, monkeypatch):
+    from mmada_bench.backends.base import RunContext
+
+    monkeypatch.delitem(sys.modules, "toy_task_plugin", raising=False)  # an earlier test's import registered it
+
+    adapter = FixedAnswerAdapter({"two plus two": "4"})
+    results = run_suite(RunConfig(model="fixed", tasks=["toy"], output=tmp_path / "o", bootstrap_iters=0,
+                                  progress=False, limit={"toy": 4}), adapter=adapter)
+    entry = find_entry(results, "toy")
+    assert entry["n_samples"] == 4 and entry["limit"] == 4
+    context = RunContext(store=None, dist=None, data_root=None, sample_data=False, limit={"toy": 4},
+                         bootstrap_iters=0, progress=False, seeds={})
+    assert context.limit_for("toy") == 4 and context.limit_for("easyvqa") is None

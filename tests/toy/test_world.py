@@ -90,7 +90,7 @@ def test_gsm8k_rows_pass_the_gsm8k_task_checks(exported, tmp_path):
 
     folder, _ = exported
     (tmp_path / "gsm8k").mkdir()
-    (tmp_path / "gsm8k" / "test.jsonl").write_bytes((folder / "gsm8k" / "test.jsonl").read_bytes())
+    (tmp_path / "gsm8k" / "test.jsonl").write_bytes((folder / "toy_count" / "test.jsonl").read_bytes())
     with (tmp_path / "gsm8k" / "train.jsonl").open("w") as handle:
         for row in shape_problems("train"):
             handle.write(json.dumps(row) + "\n")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from mmada_bench.errors import DataError
 from mmada_bench.train.rewards import (
     WeightedReward,
     answers_match,
@@ -95,3 +96,28 @@ def test_model_rewards_name_their_missing_weights():
 
     with pytest.raises(ConfigError, match="reward_models.clip"):
         TaskReward.build("t2i", ["clip"], [0.1], {})
+
+
+def test_word_answers_compare_the_whole_answer_part():
+    assert correctness_reward("<think>shape is circle , color is red .</think> Red.", "red") == 1.0
+    assert correctness_reward("red", "red") == 1.0
+    assert correctness_reward("<think>red</think> red circle", "red") == 0.0
+    assert correctness_reward("<think>color is red</think> blue", "red") == 0.0  # reasoning never counts
+    assert correctness_reward("<think>x</think>", "red") == 0.0
+    assert correctness_reward("<think>x</think> \\boxed{\\frac{1}{2}}", "\\frac{1}{2}") == 1.0  # math unchanged
+
+
+def test_toy_judge_reward_scores_colour_and_shape_halves():
+    from PIL import Image
+
+    from mmada_bench.toy.world import load_world
+    from mmada_bench.train.rewards import RewardSample, TaskReward
+
+    item = next(i for i in load_world("test") if i.shape == "circle" and i.color == "red")
+    image = Image.open(item.path).convert("RGB")
+    reward = TaskReward.build("t2i", ["toy_judge"], [1.0], {})
+    prompts = ["a red circle", "a blue circle", "a red triangle", "a blue triangle"]
+    totals, parts = reward([RewardSample("t2i", p, "", None, image) for p in prompts])
+    assert totals == [1.0, 0.5, 0.5, 0.0] and parts["toy_judge"] == totals
+    with pytest.raises(DataError, match="exactly one colour"):
+        reward([RewardSample("t2i", "a circle", "", None, image)])

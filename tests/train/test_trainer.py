@@ -48,6 +48,8 @@ def test_stage1_short_run_lowers_loss_and_saves_a_loadable_checkpoint(tmp_path):
     bundle = load_bundle(folder)
     saved = load_file(folder / SINGLE_WEIGHTS)
     assert bundle.vq_model is not None and len(bundle.tokenizer) > 0
+    # the t2i text budget it trained with is recorded, so image generation lays prompts out the same way
+    assert bundle.config.t2i_max_text_len == config.seq.max_text_len
     for name, tensor in bundle.model.state_dict().items():
         assert torch.equal(tensor, saved[name]), name
     initial = load_bundle("tiny").model.state_dict()

@@ -50,7 +50,9 @@ class LmEvalBackend:
             spec.impl.check_dependencies()
         shots = spec.num_fewshot if num_fewshot is None else num_fewshot
         root = context.data_root
-        if context.sample_data:
+        if spec.bundled_data is not None and (root is None or context.sample_data):
+            root = spec.bundled_data  # its data ships with the package: the real rows, not samples
+        elif context.sample_data:
             from mmada_bench.tasks.text import SAMPLE_DATA_DIR
 
             root = SAMPLE_DATA_DIR
@@ -67,7 +69,7 @@ class LmEvalBackend:
         wanted = context.sample_ids.get(spec.name)
         if wanted is not None:
             loaded.selection = select_samples(spec, loaded, wanted)
-        return TaskPlan(spec, settings, shots, context.limit, loaded, loaded.info(), samples=wanted)
+        return TaskPlan(spec, settings, shots, context.limit_for(spec.name), loaded, loaded.info(), samples=wanted)
 
     def run(self, plan: TaskPlan, context: RunContext, engine: RequestEngine) -> TaskOutput | None:
         import lm_eval

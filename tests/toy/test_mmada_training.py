@@ -1,0 +1,54 @@
+"""The toy MMaDA recipe: the three stage configs are valid trainer configs chained stage to stage, and
+the export copies exactly what a trained preset adds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mmada_bench.errors import ConfigError
+from mmada_bench.toy.mmada_training import (
+    COT_TEXT,
+    SHORT_TEXT,
+    STAGES,
+    export_stage,
+    stage_configs,
+    write_configs,
+)
+from mmada_bench.train.config import load_config
+from mmada_bench.train.stage3 import plan_stage3
+
+WORLD_FILES = ("captions_train.jsonl", "text_train.jsonl", "vqa_train.json", "vqa_cot_train.jsonl")
+
+
+def test_stage_configs_chain_and_validate(tmp_path):
+    world = tmp_path / "world"
+    world.mkdir()
+    for name in WORLD_FILES:
+        (world / name).write_text("")
+    configs = stage_configs(world, tmp_path / "runs", tmp_path / "judge", steps={"stage1": 700})
+    paths = write_configs(configs, tmp_path / "train")
+    loaded = {stage: load_config(paths[stage]) for stage in STAGES}
+    assert loaded["stage1"].model == str(tmp_path / "runs" / "toy-init")
+    assert loaded["stage2"].model == str(tmp_path / "runs" / "stage1" / "checkpoint-700")
+    assert loaded["stage3"].model.startswith(str(tmp_path / "runs" / "stage2" / "checkpoint-"))
+    # t2i rows only where the text budget is the short one, so image tokens never move between stages
+    for stage, config in loaded.items():
+        assert config.batch.t2i == 0 or config.seq.max_text_len == SHORT_TEXT, stage
+    assert loaded["stage2"].seq.max_text_len == COT_TEXT
+    plan = plan_stage3(loaded["stage3"])
+    assert plan.rewards == {"mmu": (["correctness", "format"], [2.0, 0.5]), "t2i": (["toy_judge"], [1.0])}
+    assert plan.options.reward_models["toy_judge"] == str(tmp_path / "judge")
+
+
+def test_export_copies_config_and_single_shard(tmp_path):
+    checkpoint = tmp_path / "checkpoint-3"
+    checkpoint.mkdir()
+    (checkpoint / "config.json").write_text("{}")
+    with pytest.raises(ConfigError, match="one model.safetensors shard"):
+        export_stage(checkpoint, tmp_path / "out")
+    (checkpoint / "model.safetensors").write_bytes(b"weights")
+    (checkpoint / "trainer_state").mkdir()
+    export_stage(checkpoint, tmp_path / "out")
+    assert sorted(p.name for p in Path(tmp_path / "out").iterdir()) == ["config.json", "model.safetensors"]

@@ -1,0 +1,72 @@
+"""The committed toy MMaDA stage checkpoints: each loads as a real checkpoint folder, and each earns a
+score inside its band on fixed subsets (through the ordinary run path), so a broken checkpoint,
+tokenizer, sampler or prompt layout fails here rather than in a user's table."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from mmada_bench.model.configuration_mmada import T2I_TEXT_BUDGET_KEY
+from mmada_bench.model.loading import load_bundle
+from mmada_bench.model.presets import ASSETS, PRESETS, materialize_preset
+from mmada_bench.reports.tables import points_scale
+from mmada_bench.results.reader import find_entry
+from mmada_bench.runner import RunConfig, run_suite
+
+STAGES = {"stage1": "toy-stage1", "stage2": "toy-stage2", "stage3": "toy"}
+#: Fixed subsets: the first rows of each test set (easy-VQA questions come ~10 per image, in image order).
+LIMITS = {"easyvqa": 300, "easyvqa_t2i": 48}
+#: Score bands on those subsets, in points, ±10 around the values measured when the weights were
+#: committed (stage 1 / 2 / 3 easy-VQA 75.0 / 68.3 / 73.0; stage-3 images: 3 of 48 both right, shape
+#: 50.0). A broken checkpoint, tokenizer or sampler lands at the majority answer (37) or below, and a
+#: broken image path draws nothing the judge accepts (0 both right).
+BANDS = {
+    ("stage1", "easyvqa", "Overall/acc"): (65, 85),
+    ("stage2", "easyvqa", "Overall/acc"): (58, 78),
+    ("stage3", "easyvqa", "Overall/acc"): (63, 83),
+    ("stage3", "easyvqa_t2i", "both"): (2, 20),
+    ("stage3", "easyvqa_t2i", "shape"): (40, 60),
+}
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory):
+    root = tmp_path_factory.mktemp("toy-presets")
+    return {stage: materialize_preset(name, root=root) for stage, name in STAGES.items()}
+
+
+def test_stage_checkpoints_load_as_real_folders(folders):
+    weights = []
+    for stage, folder in folders.items():
+        bundle = load_bundle(folder)
+        config = bundle.config
+        assert config.num_vq_tokens == 64 and getattr(config, T2I_TEXT_BUDGET_KEY) == 32, stage
+        assert bundle.vq_model.config.downsample_factor == 8
+        assert bundle.tokenizer.tokenize("triangle") == ["triangle"]  # the toy tokenizer, not tiny's
+        weights.append(bundle.model.state_dict()["model.transformer.wte.weight"].clone())
+        assert folder.name.startswith(f"{PRESETS[STAGES[stage]].name}-v1-")  # digest of the committed weights
+    assert not torch.equal(weights[0], weights[1]) and not torch.equal(weights[1], weights[2])
+
+
+def test_committed_stage_weights_are_small():
+    files = [ASSETS / "toy" / "mmada" / stage / name for stage in STAGES for name in ("config.json", "model.safetensors")]
+    assert sum(f.stat().st_size for f in files) < 30 * 2**20
+    report = json.loads((ASSETS / "toy" / "mmada" / "train.json").read_text())
+    assert set(report["stages"]) == set(STAGES)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stage", list(STAGES))
+def test_each_stage_scores_inside_its_band(folders, stage, tmp_path):
+    tasks = sorted({task for (s, task, _) in BANDS if s == stage})
+    results = run_suite(RunConfig(model=str(folders[stage]), tasks=tasks, output=tmp_path / stage,
+                                  limit={t: LIMITS[t] for t in tasks}, batch_size=32, bootstrap_iters=0,
+                                  progress=False))
+    for (s, task, metric), (low, high) in BANDS.items():
+        if s == stage:
+            stored = find_entry(results, task)["metrics"][metric]
+            value = stored["value"] * points_scale(metric, stored.get("unit", ""))
+            assert low <= value <= high, (stage, task, metric, value)
