@@ -52,7 +52,11 @@ def _source(path: str, fmt: str, ratio: float = 1.0, **extra: Any) -> dict[str, 
 
 def stage_configs(world: Path, runs: Path, judge: Path, steps: dict[str, int] | None = None) -> dict[str, dict[str, Any]]:
     """The three training configs (absolute paths): stage 1 from ``runs/toy-init``, stages 2 and 3 from
-    the previous stage's final checkpoint, stage 3 rewarding images with the judge in ``judge``."""
+    the previous stage's final checkpoint, stage 3 rewarding images with the judge in ``judge``.
+
+    Paths are made absolute: the trainer reads relative paths against the YAML file's folder.
+    """
+    world, runs, judge = world.resolve(), runs.resolve(), judge.resolve()
     w = lambda name: str(world / name)  # noqa: E731 - a path helper, not a function worth a name
     steps = {**DEFAULT_STEPS, **(steps or {})}
     runtime = {"save_every": 1000, "keep_last": 2, "log_every": 10}
@@ -180,6 +184,7 @@ def train_toy_mmada(world: Path, runs: Path, out: Path, vq: Path, tokenizer: Pat
     from mmada_bench.train.config import load_config
     from mmada_bench.train.trainer import train
 
+    runs = runs.resolve()
     for name in ("toy-init", *STAGES):  # a rebuild starts from scratch: stale checkpoints would be resumed
         shutil.rmtree(runs / name, ignore_errors=True)
     write_preset(TOY_INIT, runs / "toy-init", vq_folder=vq, tokenizer_folder=tokenizer)

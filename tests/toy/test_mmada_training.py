@@ -22,12 +22,13 @@ from mmada_bench.train.stage3 import plan_stage3
 WORLD_FILES = ("captions_train.jsonl", "text_train.jsonl", "vqa_train.json", "vqa_cot_train.jsonl")
 
 
-def test_stage_configs_chain_and_validate(tmp_path):
+def test_stage_configs_chain_and_validate(tmp_path, monkeypatch):
     world = tmp_path / "world"
     world.mkdir()
     for name in WORLD_FILES:
         (world / name).write_text("")
-    configs = stage_configs(world, tmp_path / "runs", tmp_path / "judge", steps={"stage1": 700})
+    monkeypatch.chdir(tmp_path)  # relative folders, as `make toy` passes them, end up absolute in the YAML
+    configs = stage_configs(Path("world"), Path("runs"), Path("judge"), steps={"stage1": 700})
     paths = write_configs(configs, tmp_path / "train")
     loaded = {stage: load_config(paths[stage]) for stage in STAGES}
     assert loaded["stage1"].model == str(tmp_path / "runs" / "toy-init")
