@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -36,18 +36,33 @@ CAPTION_QUESTION = "Please describe this image in detail."  # the reference's ca
 _ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant", "system": "system"}
 
 
-def _jsonl_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    with path.open(encoding="utf-8-sig") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(f"{path}:{number}: not valid JSON ({exc.msg})") from None
-            if not isinstance(row, dict):
-                raise DataError(f"{path}:{number}: expected a JSON object per line")
-            yield number, row
+def source_rows(source: DataSource) -> list[tuple[str, dict[str, Any]]]:
+    """Every row of a source file with where it stands (``file:line`` for JSONL, ``file[index]`` for a
+    LLaVA JSON list), each checked to be a JSON object; one :class:`DataError` line for the first bad one.
+
+    The one reader of training files: stages 1-2 turn the rows into samples, stage 3 into prompts."""
+    path = Path(source.path)
+    if source.format == "llava_json":
+        try:
+            data = json.loads(path.read_text(encoding="utf-8-sig"))
+        except json.JSONDecodeError as exc:
+            raise DataError(f"{path}: not valid JSON ({exc.msg}, line {exc.lineno})") from None
+        if not isinstance(data, list):
+            raise DataError(f"{path}: LLaVA data must be a JSON list of rows")
+        numbered = [(f"{path}[{i}]", row) for i, row in enumerate(data)]
+    else:
+        numbered = []
+        with path.open(encoding="utf-8-sig") as handle:
+            for number, line in enumerate(handle, start=1):
+                if line.strip():
+                    try:
+                        numbered.append((f"{path}:{number}", json.loads(line)))
+                    except json.JSONDecodeError as exc:
+                        raise DataError(f"{path}:{number}: not valid JSON ({exc.msg})") from None
+    for where, row in numbered:
+        if not isinstance(row, dict):
+            raise DataError(f"{where}: expected a JSON object")
+    return numbered
 
 
 def _string(row: Mapping[str, Any], key: str, where: str) -> str:
@@ -119,25 +134,9 @@ def image_ref(row: Mapping[str, Any], source: DataSource, where: str) -> dict[st
 
 def read_source(task: str, source: DataSource) -> list[dict[str, Any]]:
     """All rows of one source as task samples; raises :class:`DataError` on the first bad row."""
-    path = Path(source.path)
-    rows: list[dict[str, Any]] = []
-    if source.format == "llava_json":
-        try:
-            data = json.loads(path.read_text(encoding="utf-8-sig"))
-        except json.JSONDecodeError as exc:
-            raise DataError(f"{path}: not valid JSON ({exc.msg}, line {exc.lineno})") from None
-        if not isinstance(data, list):
-            raise DataError(f"{path}: LLaVA data must be a JSON list of rows")
-        numbered = list(enumerate(data, start=1))
-    else:
-        numbered = list(_jsonl_rows(path))
-    for number, row in numbered:
-        where = f"{path}:{number}" if source.format != "llava_json" else f"{path}[{number - 1}]"
-        if not isinstance(row, dict):
-            raise DataError(f"{where}: expected an object")
-        rows.append(_sample(task, source, row, where))
+    rows = [_sample(task, source, row, where) for where, row in source_rows(source)]
     if not rows:
-        raise DataError(f"{path}: no rows")
+        raise DataError(f"{source.path}: no rows")
     return rows
 
 

@@ -29,10 +29,8 @@ from __future__ import annotations
 import bisect
 import copy
 import itertools
-import json
 import math
 from dataclasses import dataclass, field, fields, replace
-from pathlib import Path
 from typing import Any, Literal
 
 import torch
@@ -42,7 +40,7 @@ from mmada_bench.errors import ConfigError, DataError
 from mmada_bench.model.padding import left_pad
 from mmada_bench.model.prompting import MMaDAPrompting, apply_text_chat_template, with_cot
 from mmada_bench.train.config import DataSource, TrainConfig
-from mmada_bench.train.data import ImageTokens, image_ref
+from mmada_bench.train.data import ImageTokens, image_ref, source_rows
 from mmada_bench.train.grpo import (
     MaskedRows,
     UniGRPOConfig,
@@ -221,27 +219,8 @@ def read_prompts(task: str, source: DataSource, need_gold: bool) -> list[dict[st
     turn as the gold answer) or JSONL with ``image``; t2i: caption JSONL (``caption`` or ``prompt``;
     no image needed). ``need_gold``: a correctness reward is configured, so every row needs an answer.
     """
-    path = Path(source.path)
-    if source.format == "llava_json":
-        try:
-            data = json.loads(path.read_text(encoding="utf-8-sig"))
-        except json.JSONDecodeError as exc:
-            raise DataError(f"{path}: not valid JSON ({exc.msg}, line {exc.lineno})") from None
-        if not isinstance(data, list):
-            raise DataError(f"{path}: LLaVA data must be a JSON list of rows")
-        numbered = [(f"{path}[{i}]", row) for i, row in enumerate(data)]
-    else:
-        numbered = []
-        for number, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), start=1):
-            if line.strip():
-                try:
-                    numbered.append((f"{path}:{number}", json.loads(line)))
-                except json.JSONDecodeError as exc:
-                    raise DataError(f"{path}:{number}: not valid JSON ({exc.msg})") from None
     rows = []
-    for where, row in numbered:
-        if not isinstance(row, dict):
-            raise DataError(f"{where}: expected a JSON object")
+    for where, row in source_rows(source):
         if task == "t2i":
             rows.append({"caption": _text(row, ("caption", "prompt"), where)})
             continue
@@ -265,7 +244,7 @@ def read_prompts(task: str, source: DataSource, need_gold: bool) -> list[dict[st
             sample.update(image_ref(row, source, where))
         rows.append(sample)
     if not rows:
-        raise DataError(f"{path}: no prompt rows")
+        raise DataError(f"{source.path}: no prompt rows")
     return rows
 
 
