@@ -5,17 +5,23 @@ written here around its parts, following MAGVIT-v2's LFQ recipe:
 
 * quantisation ``q = sign(z)`` (bit 0 -> -1, as :class:`~mmada_bench.model.magvitv2.LFQuantizer`
   decodes it), passed straight through to the decoder (``z + (q - z).detach()``);
-* reconstruction: L2 + L1 on pixels, with the shape's pixels weighted ``fg_weight`` times more -- the
-  shape covers about a tenth of the image, and its colour and outline are what the toy world is about;
+* reconstruction: L2 + L1 on pixels, the shape's pixels weighted ``1 + fg_weight`` (17) -- the shape
+  covers about a tenth of the image, and its colour and outline are what the toy world is about; at
+  ``fg_weight`` 4, black shapes decoded as the dark green of green ones;
 * commitment ``mean((z - q)^2)`` keeps latents near the codes they decode from;
-* entropy: per-position code entropy down (confident bits), batch code-usage entropy up (the whole
-  codebook in use), over the full 2^bits codebook with ``softmax(2 z.c / temperature)``.
+* entropy (MAGVIT-v2's per-position entropy down, batch code-usage entropy up, over the full 2^bits
+  codebook with ``softmax(2 z.c / temperature)``) is available but off (``entropy_weight`` 0). On
+  these flat images the usage term is met by encoding *position*: with weight 0.05 a plain background
+  took 40 different codes per 64-token image (434 codes over 200 images), so a text-to-image model
+  had to predict position-dependent noise. Without it the background is one code and an image has
+  about 7 distinct codes (1,000 steps: 21.6 dB, and the judge names shape and colour of 83.6 % of
+  reconstructed test images, against 87.3 % at 22.9 dB with the entropy terms).
 
 The architecture keeps the ``tiny`` preset's codebook (10 bits, 1,024 codes) and 64 px images, with
 narrow levels (widths 32-64, about 3 MB of weights) and 8x downsampling: an 8 x 8 grid of 64 image
-tokens. The preset's 16x (4 x 4 = 16 tokens) was tried first: in the same 500 steps it reached
-18.6 dB and decoded every shape as a blob (colour kept for about half the images), while 8 x 8 reaches
-about 23 dB with colours and rough outlines kept -- a model preset using this tokenizer has
+tokens. The preset's 16x (4 x 4 = 16 tokens) was tried first: in 500 steps it reached 18.6 dB and
+decoded every shape as a blob (colour kept for about half the images), while 8 x 8 keeps colours and
+rough outlines -- a model preset using this tokenizer has
 ``num_vq_tokens = 64`` (its ``magvit_*_mult`` with four levels).
 Training is deterministic for a given seed and thread count (fixed batch order, bf16 autocast on CPU).
 """
@@ -49,15 +55,15 @@ def toy_vq_config() -> MAGVITv2Config:
 class VQTrainConfig:
     """Optimisation settings; the defaults are what ``python -m mmada_bench.toy.build --stage vq`` uses."""
 
-    steps: int = 500
+    steps: int = 1000
     batch_size: int = 16
     lr: float = 2e-3
     warmup: int = 20
     min_lr_ratio: float = 0.05
-    fg_weight: float = 4.0
+    fg_weight: float = 16.0
     l1_weight: float = 1.0
     commit_weight: float = 0.25
-    entropy_weight: float = 0.05
+    entropy_weight: float = 0.0
     entropy_temperature: float = 1.0
     seed: int = 0
     bf16: bool = True

@@ -12,8 +12,9 @@ half-way through a run. Chat text uses the training format of spec §3.3 (with t
 ``<eot_id>`` the released models were trained on).
 
 Images become MAGVIT-v2 codes through :class:`ImageTokens`: encoded on the fly by the frozen image
-tokenizer and, when a cache folder is given, stored there once per image content so later epochs and
-runs read codes instead of pixels.
+tokenizer and, when a cache folder is given, stored there once per (image content, tokenizer weights,
+resolution) so later epochs and runs read codes instead of pixels -- and a run with another tokenizer
+never reads codes the first one wrote.
 """
 
 from __future__ import annotations
@@ -189,10 +190,25 @@ class ImageTokens:
         self.num_tokens = num_tokens
         self.cache = Path(cache_dir) if cache_dir else None
         self._memory: dict[str, torch.Tensor] = {}
+        self._tokenizer_digest: str | None = None
 
     def _key(self, path: str) -> str:
         digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
-        return f"{digest[:32]}-r{self.resolution}"
+        return f"{digest[:32]}-vq{self.tokenizer_digest()}-r{self.resolution}"
+
+    def tokenizer_digest(self) -> str:
+        """First 12 hex digits of sha256 over the image tokenizer's tensors (names, shapes, bytes); "none"
+        without one. Part of every cache key: the same image under another tokenizer has other codes."""
+        if self._tokenizer_digest is None:
+            if self.vq_model is None:
+                self._tokenizer_digest = "none"
+            else:
+                h = hashlib.sha256()
+                for name, tensor in sorted(self.vq_model.state_dict().items()):
+                    h.update(f"{name}:{tuple(tensor.shape)}:{tensor.dtype}".encode())
+                    h.update(tensor.detach().to("cpu").contiguous().view(torch.uint8).numpy().tobytes())
+                self._tokenizer_digest = h.hexdigest()[:12]
+        return self._tokenizer_digest
 
     def codes(self, sample: Mapping[str, Any]) -> torch.Tensor:
         """(N,) int64 codes of the sample's image."""

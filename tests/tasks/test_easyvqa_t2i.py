@@ -104,3 +104,26 @@ def test_prompt_the_judge_cannot_name_stops_the_run_before_the_model(tmp_path, t
                                                       "color": "purple"}) + "\n")
     with pytest.raises(DataError, match="row id 7: 'a purple circle' names a shape or colour the judge does not know"):
         _run(tmp_path / "run", RealImageAdapter(), str(tiny_path), data_dir=tmp_path / "data")
+
+
+class SeedRecordingAdapter(RealImageAdapter):
+    """Real images, and a note of every (prompt, seed) the engine asked for."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.asked: list[tuple[str, int]] = []
+
+    def generate_images(self, requests: Sequence[ImageRequest], settings: ImageSettings) -> list[ImageResult]:
+        self.asked += [(r.prompt, r.seed) for r in requests]
+        return super().generate_images(requests, settings)
+
+
+def test_repeated_captions_are_separate_images_with_their_own_seeds(tmp_path, tiny_path):
+    rows = read_caption_rows(DEFAULT_PROMPTS, sample_data=False)[:40]
+    repeats = len(rows) - len({r.prompt for r in rows})
+    assert repeats > 0, "the first 40 test captions repeat some prompt (24 distinct captions in all)"
+    adapter = SeedRecordingAdapter()
+    entry = find_entry(_run(tmp_path / "run", adapter, str(tiny_path), limit=40), "easyvqa_t2i")
+    assert entry["n_samples"] == 40
+    assert entry["cost"]["requests_computed"] == 40  # none served as another row's logged image
+    assert len(adapter.asked) == 40 and len({seed for _, seed in adapter.asked}) == 40

@@ -111,8 +111,14 @@ class T2ITask(NativeTask):
     def requests(self, row: Any, settings: Settings) -> list[NativeRequest]:
         count = settings.images_per_prompt if isinstance(settings, ImageSettings) else 1
         return [NativeRequest(method="generate_images", request=ImageRequest(row.prompt),
-                              content={"prompt": row.prompt, "image_index": k}, length=len(row.prompt))
+                              content=self.request_content(row, k), length=len(row.prompt))
                 for k in range(count)]
+
+    def request_content(self, row: Any, image_index: int) -> dict[str, Any]:
+        """What identifies an image request (its key, hence its seed and its log line). GenEval-style
+        prompt files hold each prompt once, so the prompt and the image index are enough; a task whose
+        rows repeat prompts must add the row, or its repeats would all be one image."""
+        return {"prompt": row.prompt, "image_index": image_index}
 
     def aggregate(self, records: Sequence[SampleRecord], bootstrap_iters: int) -> dict[str, MetricValue]:
         return self.metrics_from(records, bootstrap_iters)

@@ -123,6 +123,11 @@ class EasyVQAT2ITask(T2ITask):
         return LoadedRows(rows, str(path),
                           {path.name: file_sha256(path), "judge:" + str(folder): file_sha256(folder / WEIGHTS_NAME)})
 
+    def request_content(self, row: CaptionRow, image_index: int) -> dict[str, Any]:
+        """Captions repeat (24 distinct ones over 1,000 test images), so each row is its own request:
+        keyed by prompt alone, the test set would be 24 images, each counted once per repeat."""
+        return {**super().request_content(row, image_index), "image_id": row.id}
+
     def build_scorer(self, source: Path) -> ToyJudge:
         return ToyJudge.from_pretrained(source)
 
