@@ -369,6 +369,8 @@ def rows_logprobs(
     dLLM-RL passes no attention mask (prompt left-padding and the EOS fill are attended to); pass
     ``None`` for parity, or a (N, L) 0/1 mask to hide padding.
     """
+    if input_ids.shape[0] == 0:  # every draw of the rollout scored nothing (e.g. all responses empty)
+        return torch.zeros(input_ids.shape, dtype=torch.float32, device=input_ids.device)
     step = micro_batch_size or input_ids.shape[0]
     chunks = []
     for start in range(0, input_ids.shape[0], step):

@@ -321,6 +321,22 @@ def test_noising_invariants(masking):
                 )
 
 
+def test_a_rollout_with_nothing_to_score_gives_no_rows_and_no_crash():
+    """A policy that answers every prompt of a rollout batch with EOS at once leaves one scored token
+    per response; draws that miss it are dropped, and when all are dropped the log-probs are empty
+    (this crashed the toy stage 3 with ``range() arg 3 must not be zero``)."""
+    clean = torch.full((4, 12), EOS_ID)
+    clean[:, :5] = torch.arange(5)
+    rows = noise_responses(clean, 5, UniGRPOConfig(), mask_id=MASK_ID, eos_id=EOS_ID, ratios=torch.zeros(4, 1))
+    assert len(rows) == 0
+
+    def never_called(ids, mask):
+        raise AssertionError("no rows, no forward")
+
+    logp = old_logprobs(never_called, rows, None, 2)
+    assert logp.shape == (0, 12) and logp.dtype == torch.float32
+
+
 def test_uniform_spaced_levels_tile_the_range():
     config = UniGRPOConfig.paper(inner_steps=5)
     ratios = draw_mask_ratios(config, 64, torch.Generator().manual_seed(0))
