@@ -9,12 +9,21 @@ written here around its parts, following MAGVIT-v2's LFQ recipe:
   covers about a tenth of the image, and its colour and outline are what the toy world is about; at
   ``fg_weight`` 4, black shapes decoded as the dark green of green ones;
 * commitment ``mean((z - q)^2)`` keeps latents near the codes they decode from;
+* labels: a linear head (:class:`LabelHead`, thrown away after training) reads the image's shape and
+  colour from the bits of every code whose patch holds shape pixels, at weight ``label_weight`` 0.5.
+  Without it, the codes say what pixels to draw but not which shape they belong to: a linear probe on
+  a test image's bag of codes named the shape of 50 % of images (chance 33 %), and a stage-1 proxy
+  (1,500 steps) read the shape of its own training questions at chance, 29 %. With it the probe reads
+  87.5 % and the same proxy 66 %, for 0.8 dB of reconstruction (21.6 -> 20.8 dB) and 3.6 points of
+  judged reconstructions (83.6 -> 80.0 % both right by the previous judge; 86.7 % by the judge retrained
+  on them). Weight 0.1 moved the probe only to 54.5 %. Semantic supervision of the tokenizer is a recipe choice of this toy, not
+  part of MAGVIT-v2;
 * entropy (MAGVIT-v2's per-position entropy down, batch code-usage entropy up, over the full 2^bits
   codebook with ``softmax(2 z.c / temperature)``) is available but off (``entropy_weight`` 0). On
   these flat images the usage term is met by encoding *position*: with weight 0.05 a plain background
   took 40 different codes per 64-token image (434 codes over 200 images), so a text-to-image model
   had to predict position-dependent noise. Without it the background is one code and an image has
-  about 7 distinct codes (1,000 steps: 21.6 dB, and the judge names shape and colour of 83.6 % of
+  about 7 distinct codes (11 with the label term; without it, 1,000 steps: 21.6 dB, and the judge names shape and colour of 83.6 % of
   reconstructed test images, against 87.3 % at 22.9 dB with the entropy terms).
 
 The architecture keeps the ``tiny`` preset's codebook (10 bits, 1,024 codes) and 64 px images, with
@@ -39,6 +48,7 @@ from tqdm.auto import tqdm
 
 from mmada_bench.model.magvitv2 import MAGVITv2, MAGVITv2Config
 from mmada_bench.toy.images import ToyTensors
+from mmada_bench.toy.world import COLORS, SHAPES
 
 
 def toy_vq_config() -> MAGVITv2Config:
@@ -65,6 +75,7 @@ class VQTrainConfig:
     commit_weight: float = 0.25
     entropy_weight: float = 0.0
     entropy_temperature: float = 1.0
+    label_weight: float = 0.5
     seed: int = 0
     bf16: bool = True
     config: dict[str, Any] = field(default_factory=lambda: toy_vq_config().to_dict())
@@ -91,12 +102,35 @@ def entropy_terms(z: torch.Tensor, temperature: float) -> tuple[torch.Tensor, to
     return per_position, usage
 
 
-def vq_losses(model: MAGVITv2, pixels: torch.Tensor, masks: torch.Tensor, cfg: VQTrainConfig,
+class LabelHead(torch.nn.Module):
+    """A linear read-out of the image's shape and colour from each shape-covered code's bits.
+
+    Training-only (the tokenizer saved is the plain MAGVIT-v2): its loss asks the quantiser to spend
+    bits on *which* shape a code belongs to, not only on the pixels it decodes to.
+    """
+
+    def __init__(self, bits: int) -> None:
+        super().__init__()
+        self.linear = torch.nn.Linear(bits, len(SHAPES) + len(COLORS))
+
+    def loss(self, q: torch.Tensor, masks: torch.Tensor, shapes: torch.Tensor, colors: torch.Tensor) -> torch.Tensor:
+        """Cross-entropy of shape + colour at every code position whose patch holds shape pixels."""
+        covered = torch.nn.functional.adaptive_max_pool2d(masks, q.shape[-2:]).flatten(1) > 0  # (N, h*w)
+        logits = self.linear(q.flatten(2).transpose(1, 2))[covered]  # (covered positions, classes)
+        per_image = covered.sum(1)
+        shape_logits, colour_logits = logits.split([len(SHAPES), len(COLORS)], dim=-1)
+        return (torch.nn.functional.cross_entropy(shape_logits, shapes.repeat_interleave(per_image))
+                + torch.nn.functional.cross_entropy(colour_logits, colors.repeat_interleave(per_image)))
+
+
+def vq_losses(model: MAGVITv2, batch: ToyTensors, cfg: VQTrainConfig, head: LabelHead | None = None,
               ) -> tuple[torch.Tensor, dict[str, float]]:
-    """Total loss and its parts for one batch (pixels in [-1, 1], masks 0/1)."""
+    """Total loss and its parts for one batch (pixels in [-1, 1], masks 0/1); ``head`` adds the label term."""
+    pixels, masks = batch.pixels, batch.masks
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16 and pixels.device.type == "cpu"):
         z = model.encode_features(pixels)
-        recon = model.decoder(quantise(z))
+        q = quantise(z)
+        recon = model.decoder(q)
     z, recon = z.float(), recon.float()
     weight = 1.0 + cfg.fg_weight * masks
     err = recon - pixels
@@ -105,8 +139,10 @@ def vq_losses(model: MAGVITv2, pixels: torch.Tensor, masks: torch.Tensor, cfg: V
     commit = (z - torch.where(z > 0, 1.0, -1.0)).square().mean()
     per_position, usage = entropy_terms(z, cfg.entropy_temperature)
     total = l2 + cfg.l1_weight * l1 + cfg.commit_weight * commit + cfg.entropy_weight * (per_position - usage)
+    labels = head.loss(q.float(), masks, batch.shapes, batch.colors) if head is not None else torch.zeros(())
+    total = total + cfg.label_weight * labels
     parts = {"l2": l2.item(), "l1": l1.item(), "commit": commit.item(), "entropy": per_position.item(),
-             "usage": usage.item(), "total": total.item()}
+             "usage": usage.item(), "labels": labels.item(), "total": total.item()}
     return total, parts
 
 
@@ -123,8 +159,10 @@ def train_vq(data: ToyTensors, cfg: VQTrainConfig, progress: bool = True) -> tup
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed)
         model = MAGVITv2(MAGVITv2Config.from_dict(cfg.config))
+        head = LabelHead(model.config.codebook_dim) if cfg.label_weight > 0 else None
     model.train()
-    optimiser = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, 0.99), weight_decay=0.0)
+    parameters = [*model.parameters(), *(head.parameters() if head is not None else ())]
+    optimiser = torch.optim.AdamW(parameters, lr=cfg.lr, betas=(0.9, 0.99), weight_decay=0.0)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimiser, lambda s: _lr_factor(s, cfg))
     order = torch.empty(0, dtype=torch.long)
     log: list[dict[str, float]] = []
@@ -134,10 +172,10 @@ def train_vq(data: ToyTensors, cfg: VQTrainConfig, progress: bool = True) -> tup
         if order.numel() < cfg.batch_size:
             order = torch.cat([order, torch.randperm(len(data), generator=generator)])
         index, order = order[: cfg.batch_size], order[cfg.batch_size:]
-        loss, parts = vq_losses(model, data.pixels[index], data.masks[index], cfg)
+        loss, parts = vq_losses(model, data.subset(index), cfg, head)
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_(parameters, 1.0)
         optimiser.step()
         scheduler.step()
         log.append({"step": step, **parts, "seconds": time.perf_counter() - start})

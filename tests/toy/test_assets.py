@@ -13,9 +13,9 @@ from mmada_bench.toy.build import ASSETS, JUDGE_FOLDER, VQ_FOLDER, main
 from mmada_bench.toy.images import load_tensors
 from mmada_bench.toy.vq_training import psnr, reconstruct
 
-#: Mean PSNR floor (dB) on the first 100 test images: the committed tokenizer measures 23.1 dB there
-#: (22.9 dB on all 1,000, ``vq.json``), a randomly initialised one 6.6 dB.
-PSNR_FLOOR = 20.0
+#: Mean PSNR floor (dB) on the first 100 test images: the committed tokenizer measures 20.8 dB there
+#: (20.8 dB on all 1,000, ``vq.json``), a randomly initialised one 6.6 dB.
+PSNR_FLOOR = 19.5
 
 
 def test_tokenizer_round_trip_above_floor():
