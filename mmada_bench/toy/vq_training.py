@@ -15,16 +15,17 @@ written here around its parts, following MAGVIT-v2's LFQ recipe:
   a test image's bag of codes named the shape of 50 % of images (chance 33 %), and a stage-1 proxy
   (1,500 steps) read the shape of its own training questions at chance, 29 %. With it the probe reads
   87.5 % and the same proxy 66 %, for 0.8 dB of reconstruction (21.6 -> 20.8 dB) and 3.6 points of
-  judged reconstructions (83.6 -> 80.0 % both right by the previous judge; 86.7 % by the judge retrained
-  on them). Weight 0.1 moved the probe only to 54.5 %. Semantic supervision of the tokenizer is a recipe choice of this toy, not
-  part of MAGVIT-v2;
+  judged reconstructions (83.6 -> 80.0 % both right by the previous judge; 86.7 % by the judge
+  retrained on them). Weight 0.1 moved the probe only to 54.5 %. Semantic supervision of the
+  tokenizer is a recipe choice of this toy, not part of MAGVIT-v2;
 * entropy (MAGVIT-v2's per-position entropy down, batch code-usage entropy up, over the full 2^bits
   codebook with ``softmax(2 z.c / temperature)``) is available but off (``entropy_weight`` 0). On
   these flat images the usage term is met by encoding *position*: with weight 0.05 a plain background
   took 40 different codes per 64-token image (434 codes over 200 images), so a text-to-image model
   had to predict position-dependent noise. Without it the background is one code and an image has
-  about 7 distinct codes (11 with the label term; without it, 1,000 steps: 21.6 dB, and the judge names shape and colour of 83.6 % of
-  reconstructed test images, against 87.3 % at 22.9 dB with the entropy terms).
+  about 11 distinct codes (7 without the label term, which then gave 21.6 dB after 1,000 steps and
+  reconstructions the judge named right 83.6 % of the time, against 87.3 % at 22.9 dB with the
+  entropy terms).
 
 The architecture keeps the ``tiny`` preset's codebook (10 bits, 1,024 codes) and 64 px images, with
 narrow levels (widths 32-64, about 3 MB of weights) and 8x downsampling: an 8 x 8 grid of 64 image
