@@ -534,6 +534,26 @@ class MMaDAPrompting:
         ids = torch.tensor(rows)
         return TextBatch(ids, torch.tensor(prompts), ids.clone())
 
+    def lm_prompted(self, prompts: Sequence[str], completions: Sequence[str], seq_len: int) -> TextBatch:
+        """Plain-text prompt + completion rows as :meth:`lm`; the prompt (with its BOS) stays clean.
+
+        The two parts are tokenized apart, as inference sees them: an evaluator encodes the prompt
+        alone and the model writes the completion after it (LLaDA's SFT objective on plain text, and
+        TRL's prompt-completion rows). Not in the reference, whose pretraining text has no prompt.
+        """
+        if len(prompts) != len(completions):
+            raise ValueError(f"{len(prompts)} prompts for {len(completions)} completions")
+        heads = self.encode(prompts)
+        tails = self.tokenizer(list(completions), add_special_tokens=False)["input_ids"] if completions else []
+        rows, masks = [], []
+        for head, tail in zip(heads, tails, strict=True):
+            body = [*head, *tail, self.special.eos][:seq_len]
+            rows.append(body + [self.special.eos] * (seq_len - len(body)))
+            n = min(len(head), seq_len)
+            masks.append([1] * n + [0] * (seq_len - n))
+        ids = torch.tensor(rows, dtype=torch.long).reshape(len(rows), seq_len)
+        return TextBatch(ids, torch.tensor(masks, dtype=torch.long).reshape(len(rows), seq_len), ids.clone())
+
     # -- reasoning to image (present in the reference, unused by its scripts) ------------------------
     def r2i(self, image_codes: torch.Tensor | Sequence[Sequence[int]], texts: Sequence[str]) -> TextBatch:
         """Rows ``<|r2i|>`` + ``BOS text EOS`` EOS-padded to M + ``<|soi|> image <|eoi|>``; labels = ids.

@@ -9,7 +9,8 @@ OUT/
   vqa_{split}.json                 LLaVA list: {"id", "image", "conversations"} (llava_json)
   vqa_cot_{split}.jsonl            {"image", "question", "answer": "<think>...</think> red"} (chat_jsonl)
   toy_count/{train,test}.jsonl     {"question", "answer": "... #### N"}  (the shipped ``toy_count`` rows)
-  text_{split}.jsonl               {"text": "Question: ...\nAnswer: ..."}  (text_jsonl: lm-eval's GSM8K form)
+  text_{split}.jsonl               {"prompt": "Question: ...\nAnswer:", "completion": " ..."} (text_jsonl:
+                                   lm-eval's 0-shot GSM8K prompt, and its target after the " " delimiter)
   easyvqa_t2i/prompts.jsonl        {"id", "prompt", "shape", "color"} of the test images (easyvqa_t2i)
   world.json                       counts, label sources, pixel-rule agreement, sha256 of every file
 ```
@@ -70,8 +71,12 @@ def cot_rows(world: tuple[ToyImage, ...]) -> list[dict[str, Any]]:
 
 
 def text_rows(problems: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Counting problems as pretraining text, exactly as lm-eval's 0-shot GSM8K prompt + target read."""
-    return [{"text": f"Question: {row['question']}\nAnswer: {row['answer']}"} for row in problems]
+    """Counting problems as prompt + completion rows, exactly as lm-eval's 0-shot GSM8K prompt and target
+    read. The prompt stays clean in training: as plain text (every position noised) the model spent its
+    loss on re-writing the question and the end-of-text padding, and after stage 1 it answered 4 % of the
+    test problems, from templates with the numbers garbled."""
+    return [{"prompt": f"Question: {row['question']}\nAnswer:", "completion": f" {row['answer']}"}
+            for row in problems]
 
 
 def t2i_prompt_rows(world: tuple[ToyImage, ...]) -> list[dict[str, Any]]:

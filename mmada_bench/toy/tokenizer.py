@@ -39,7 +39,7 @@ def toy_corpus() -> list[str]:
     texts = [item.caption for item in world]
     texts += [mmu_chat_text(question, answer) for item in world for question, answer in item.questions]
     texts += [mmu_chat_text(with_cot(row["question"]), row["answer"]) for row in cot_rows(world)]
-    texts += [row["text"] for row in text_rows(shape_problems("train"))]
+    texts += [row["prompt"] + row["completion"] for row in text_rows(shape_problems("train"))]
     return texts
 
 

@@ -27,7 +27,7 @@ _STRICT = ConfigDict(extra="forbid", strict=False)
 Task = Literal["t2i", "lm", "mmu"]
 #: Row formats users have, and which task each can feed.
 FORMATS: dict[str, tuple[str, ...]] = {
-    "text_jsonl": ("lm",),  # {"text": ...}: pretraining text
+    "text_jsonl": ("lm",),  # {"text"}: pretraining text, or {"prompt", "completion"}: the prompt stays clean
     "chat_jsonl": ("lm", "mmu"),  # {"messages": [...]} or {"prompt", "response"}, optional "image"
     "llava_json": ("mmu",),  # LLaVA JSON list: {"image", "conversations": [{"from", "value"}, ...]}
     "caption_jsonl": ("t2i", "mmu"),  # {"image" | "image_tokens", "caption"} (+ image_root)

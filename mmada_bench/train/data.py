@@ -3,8 +3,9 @@
 Readers turn each file into a list of small dicts (one per row) in the shape a task needs:
 
 * ``t2i``: ``{"caption", "image" | "image_tokens"}``
-* ``lm``: ``{"text"}`` (plain pretraining text) or ``{"chat"}`` (a formatted conversation whose
-  prompt, up to the last assistant header, stays clean -- spec §5.4)
+* ``lm``: ``{"text"}`` (plain pretraining text), ``{"prompt", "completion"}`` (plain text whose
+  prompt stays clean: the model learns to write what an evaluator's prompt asks for) or ``{"chat"}``
+  (a formatted conversation whose prompt, up to the last assistant header, stays clean -- spec §5.4)
 * ``mmu``: ``{"image" | "image_tokens", "chat"}``
 
 Every malformed row is a :class:`DataError` naming file, row and field, raised while reading -- not
@@ -143,6 +144,10 @@ def read_source(task: str, source: DataSource) -> list[dict[str, Any]]:
 
 def _sample(task: str, source: DataSource, row: Mapping[str, Any], where: str) -> dict[str, Any]:
     if source.format == "text_jsonl":
+        if "prompt" in row or "completion" in row:
+            if "text" in row:
+                raise DataError(f"{where}: give either 'text' or 'prompt' + 'completion', not both")
+            return {"prompt": _string(row, "prompt", where), "completion": _string(row, "completion", where)}
         return {"text": _string(row, "text", where)}
     if source.format == "caption_jsonl":
         image = image_ref(row, source, where)

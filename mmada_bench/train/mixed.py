@@ -102,6 +102,8 @@ class MixedStage:
             batch = self.prompting.mmu(self.images.codes(sample)[None], [sample["chat"]])
         elif "chat" in sample:
             batch = self.prompting.lm_chat([sample["chat"]], self.seq_len)
+        elif "completion" in sample:
+            batch = self.prompting.lm_prompted([sample["prompt"]], [sample["completion"]], self.seq_len)
         else:
             batch = self.prompting.lm([sample["text"]], self.seq_len)
         noised = mask_text_tokens(batch.input_ids, self.mask_id, batch.prompt_mask, self.config.loss.mask_eps, gen)

@@ -1,7 +1,8 @@
 """Stage 1 (pretraining, spec §5.3 rows 1.1-1.3): mixed t2i / lm / mmu micro-batches.
 
-lm rows may be plain text (every position noised, stage 1.1/1.2) or chat rows (prompt clean, stage
-1.3); mmu rows are image captions or questions about images.
+lm rows may be plain text (every position noised, stage 1.1/1.2), plain prompt + completion text
+(prompt clean) or chat rows (prompt clean, stage 1.3); mmu rows are image captions or questions about
+images.
 """
 
 from __future__ import annotations

@@ -266,6 +266,20 @@ def test_lm_chat_prompt_ends_at_last_end_header() -> None:
     assert batch.prompt_mask[1].tolist() == [0] * 12
 
 
+def test_lm_prompted_keeps_the_prompt_clean_and_tokenizes_the_parts_apart() -> None:
+    batch = prompting().lm_prompted(["1 2", "3"], ["4 5", "6 7 8 9"], 6)
+    # BOS + prompt is the clean part; the completion follows without a BOS of its own, then EOS padding.
+    assert batch.input_ids.tolist() == [[192, 1, 2, 4, 5, 191], [192, 3, 6, 7, 8, 9]]
+    assert batch.prompt_mask.tolist() == [[1, 1, 1, 0, 0, 0], [1, 1, 0, 0, 0, 0]]
+    assert torch.equal(batch.labels, batch.input_ids)
+    assert batch.answer_lengths[:, 0].tolist() == [3, 4]
+
+
+def test_lm_prompted_refuses_unpaired_rows() -> None:
+    with pytest.raises(ValueError, match="2 prompts for 1 completions"):
+        prompting().lm_prompted(["1", "2"], ["3"], 6)
+
+
 def test_r2i_layout_and_prompt_mask() -> None:
     batch = prompting(max_text_len=6).r2i(torch.tensor([[3, 4]]), ["194 1 195 2"])
     assert batch.input_ids[0].tolist() == [193, 192, 194, 1, 195, 2, 191, 182, 203, 204, 183]

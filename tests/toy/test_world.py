@@ -109,6 +109,24 @@ def test_gsm8k_rows_pass_the_gsm8k_task_checks(exported, tmp_path):
         assert steps.rsplit("= ", 1)[1].split()[0] == final
 
 
+def test_text_rows_are_the_toy_count_prompt_and_its_target(exported):
+    """The trainer's counting rows are what lm-eval shows the model (the packaged GSM8K YAML's
+    ``doc_to_text``) and what it should write after it (the default " " delimiter + ``doc_to_target``)."""
+    import jinja2
+
+    from mmada_bench.tasks.text.lm_eval_tasks import read_packaged_yaml
+
+    folder, _ = exported
+    spec = read_packaged_yaml("gsm8k/gsm8k.yaml")
+    env = jinja2.Environment()
+    rows = [json.loads(line) for line in (folder / "text_test.jsonl").read_text().splitlines()]
+    docs = [json.loads(line) for line in (folder / "toy_count" / "test.jsonl").read_text().splitlines()]
+    assert len(rows) == len(docs) == 200
+    for row, doc in zip(rows, docs, strict=True):
+        assert row["prompt"] == env.from_string(spec["doc_to_text"]).render(**doc)
+        assert row["completion"] == " " + env.from_string(spec["doc_to_target"]).render(**doc)
+
+
 def test_trainer_readers_accept_every_exported_format(exported):
     from mmada_bench.train.config import DataSource
     from mmada_bench.train.data import read_source

@@ -110,6 +110,19 @@ def test_bad_rows_name_file_and_row(tmp_path):
         read_source("t2i", DataSource(path=str(missing_image), format="caption_jsonl"))
 
 
+def test_text_rows_may_be_prompt_and_completion_but_not_both_forms(tmp_path):
+    rows = tmp_path / "qa.jsonl"
+    rows.write_text(json.dumps({"prompt": "Question: 2 + 3?\nAnswer:", "completion": " 5"}) + "\n")
+    assert read_source("lm", DataSource(path=str(rows), format="text_jsonl")) == [
+        {"prompt": "Question: 2 + 3?\nAnswer:", "completion": " 5"}]
+    rows.write_text(json.dumps({"prompt": "Question: 2 + 3?\nAnswer:"}) + "\n")
+    with pytest.raises(DataError, match=r"qa\.jsonl:1: field 'completion'"):
+        read_source("lm", DataSource(path=str(rows), format="text_jsonl"))
+    rows.write_text(json.dumps({"text": "x", "prompt": "y", "completion": "z"}) + "\n")
+    with pytest.raises(DataError, match=r"qa\.jsonl:1: give either 'text' or 'prompt' \+ 'completion'"):
+        read_source("lm", DataSource(path=str(rows), format="text_jsonl"))
+
+
 def test_schedule_is_linear_warmup_then_cosine_to_min_lr_scale(tmp_path):
     config = config_from_dict(stage1_dict(tmp_path, optim={"lr": 1.0, "warmup_steps": 4, "max_steps": 14, "min_lr_scale": 0.1}))
     optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
