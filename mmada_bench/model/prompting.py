@@ -504,13 +504,13 @@ class MMaDAPrompting:
         return self._left_pad(self.encode(prompts))
 
     # -- language modelling -------------------------------------------------------------------------
+    def _lm_row(self, ids: Sequence[int], seq_len: int) -> list[int]:
+        # Overlong text is cut without a final EOS here, unlike the image formats (reference rule).
+        body = [*ids, self.special.eos][:seq_len]
+        return body + [self.special.eos] * (seq_len - len(body))
+
     def _lm_rows(self, texts: Sequence[str], seq_len: int) -> list[list[int]]:
-        rows = []
-        for ids in self.encode(texts):
-            # Overlong text is cut without a final EOS here, unlike the image formats (reference rule).
-            body = [*ids, self.special.eos][:seq_len]
-            rows.append(body + [self.special.eos] * (seq_len - len(body)))
-        return rows
+        return [self._lm_row(ids, seq_len) for ids in self.encode(texts)]
 
     def lm(self, texts: Sequence[str], seq_len: int) -> TextBatch:
         """Pretraining text rows ``BOS text EOS`` EOS-padded to ``seq_len``; no prompt, labels = ids.
@@ -543,16 +543,14 @@ class MMaDAPrompting:
         """
         if len(prompts) != len(completions):
             raise ValueError(f"{len(prompts)} prompts for {len(completions)} completions")
-        heads = self.encode(prompts)
-        tails = self.tokenizer(list(completions), add_special_tokens=False)["input_ids"] if completions else []
+        tails = self.tokenizer(list(completions), add_special_tokens=False)["input_ids"]
         rows, masks = [], []
-        for head, tail in zip(heads, tails, strict=True):
-            body = [*head, *tail, self.special.eos][:seq_len]
-            rows.append(body + [self.special.eos] * (seq_len - len(body)))
+        for head, tail in zip(self.encode(prompts), tails, strict=True):
+            rows.append(self._lm_row([*head, *tail], seq_len))
             n = min(len(head), seq_len)
             masks.append([1] * n + [0] * (seq_len - n))
-        ids = torch.tensor(rows, dtype=torch.long).reshape(len(rows), seq_len)
-        return TextBatch(ids, torch.tensor(masks, dtype=torch.long).reshape(len(rows), seq_len), ids.clone())
+        ids = torch.tensor(rows)
+        return TextBatch(ids, torch.tensor(masks), ids.clone())
 
     # -- reasoning to image (present in the reference, unused by its scripts) ------------------------
     def r2i(self, image_codes: torch.Tensor | Sequence[Sequence[int]], texts: Sequence[str]) -> TextBatch:
