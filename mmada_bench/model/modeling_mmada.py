@@ -285,6 +285,7 @@ class MMaDAModelLM(PreTrainedModel):
         cache_start: int = 0,
         use_cache: bool = False,
         logits_range: tuple[int, int] | None = None,
+        logits_positions: torch.Tensor | None = None,
         **unused: object,
     ) -> MMaDAOutput:
         """Logits for ``input_ids``.
@@ -302,6 +303,11 @@ class MMaDAModelLM(PreTrainedModel):
             logits_range: ``(start, end)`` within ``input_ids``: apply the final norm and the output
                 head only there (``logits`` is then (B, end - start, V)). The head is the widest
                 matmul of the model, and samplers need logits for the current block only.
+            logits_positions: (B, S) bool: apply norm and head only where True; ``logits`` is then
+                (N, V), the True positions in row-major order (``full_logits[logits_positions]``).
+                Training losses read only masked / labelled positions: computing the rest costs the
+                head's matmul and its backward for nothing (about a fifth of a toy stage-1 step) and,
+                at 8B with a 126k vocabulary, a (B, L, V) float tensor that dwarfs the activations.
         """
         if unused.get("labels") is not None:
             raise ValueError("MMaDAModelLM does not compute losses in forward; use mmada_bench.train.losses")
@@ -326,8 +332,14 @@ class MMaDAModelLM(PreTrainedModel):
                 x, kv = block(x, bias, cache_start, layer_cache)
             if use_cache:
                 new_cache.append(kv)
+        if logits_range is not None and logits_positions is not None:
+            raise ValueError("give logits_range or logits_positions, not both")
         if logits_range is not None:
             x = x[:, logits_range[0] : logits_range[1]]
+        if logits_positions is not None:
+            if logits_positions.shape != input_ids.shape or logits_positions.dtype != torch.bool:
+                raise ValueError(f"logits_positions must be a bool tensor shaped like input_ids {tuple(input_ids.shape)}")
+            x = x[logits_positions]
         logits = transformer["ff_out"](transformer["ln_f"](x))
         if self.config.scale_logits:
             logits = logits * (1.0 / math.sqrt(self.config.d_model))

@@ -140,7 +140,7 @@ TOY_INIT = Preset(
 )
 
 #: Optimiser steps per stage of the committed build.
-DEFAULT_STEPS = {"stage1": 5000, "stage2": 300, "stage3": 80}
+DEFAULT_STEPS = {"stage1": 6000, "stage2": 300, "stage3": 80}
 
 
 def seed_image_embeddings(folder: Path, seed: int = 0) -> None:

@@ -1,13 +1,12 @@
 """Training stages of MMaDA: noising processes and losses (stage 1 now; stages 2-3 build on them)."""
 
-from mmada_bench.train.losses import Stage1Losses, masked_diffusion_loss, stage1_losses, t2i_loss
+from mmada_bench.train.losses import Stage1Losses, scored_positions, stage1_losses
 from mmada_bench.train.noising import mask_image_tokens, mask_text_tokens
 
 __all__ = [
     "Stage1Losses",
     "mask_image_tokens",
     "mask_text_tokens",
-    "masked_diffusion_loss",
+    "scored_positions",
     "stage1_losses",
-    "t2i_loss",
 ]

@@ -10,6 +10,9 @@ comparable with the reference, so they are reproduced exactly:
 * lm / lm_chat / mmu: for each masked position, CE / p_mask; summed, divided by that row's answer
   length, then by the number of rows (for plain lm the answer length is the whole row length, which
   gives the reference's ``sum / (B * L)``).
+
+No loss reads an unmasked, unlabelled position, so training asks the model for logits at the
+:func:`scored_positions` only; the full (B, L, V) logits give the same numbers (tested).
 """
 
 from __future__ import annotations
@@ -34,36 +37,10 @@ class Stage1Losses:
         return coeff_t2i * self.t2i + coeff_lm * self.lm + coeff_mmu * self.mmu
 
 
-def t2i_loss(logits: torch.Tensor, labels: torch.Tensor, text_length: int) -> torch.Tensor:
-    """Mean CE over labelled positions of the image part (positions ``text_length`` onward)."""
-    if logits.shape[0] == 0:
-        return logits.new_zeros(())
-    image_logits = logits[:, text_length:].float()
-    image_labels = labels[:, text_length:]
-    return F.cross_entropy(image_logits.reshape(-1, image_logits.shape[-1]), image_labels.reshape(-1), ignore_index=IGNORE_INDEX)
-
-
-def masked_diffusion_loss(
-    logits: torch.Tensor,
-    input_ids: torch.Tensor,
-    labels: torch.Tensor,
-    p_mask: torch.Tensor,
-    answer_lengths: torch.Tensor,
-    mask_token_id: int,
-) -> torch.Tensor:
-    """LLaDA-style text loss: Σ_masked CE / p_mask / answer_length, averaged over rows.
-
-    Masked positions are read off the noised ``input_ids`` (== mask token), as the reference does;
-    ``p_mask`` and ``answer_lengths`` are per position (B, L) as the reference passes them, so one row
-    may carry one value broadcast over its positions.
-    """
-    rows = logits.shape[0]
-    if rows == 0:
-        return logits.new_zeros(())
-    masked = input_ids == mask_token_id
-    ce = F.cross_entropy(logits[masked].float(), labels[masked], ignore_index=IGNORE_INDEX, reduction="none")
-    weighted = ce / p_mask[masked].float() / answer_lengths[masked].float()
-    return weighted.sum() / rows
+def scored_positions(input_ids: torch.Tensor, labels: torch.Tensor, mask_token_id: int) -> torch.Tensor:
+    """(B, L) bool: every position a stage-1 loss reads -- masked inputs (lm / mmu) and labelled ones
+    (t2i). Passed to the model as ``logits_positions``, so the head runs on these positions only."""
+    return (input_ids == mask_token_id) | (labels != IGNORE_INDEX)
 
 
 def stage1_losses(
@@ -80,30 +57,59 @@ def stage1_losses(
     answer_lengths_mmu: torch.Tensor,
     mask_token_id: int,
     answer_lengths_lm: torch.Tensor | None = None,
+    positions: torch.Tensor | None = None,
 ) -> Stage1Losses:
-    """Split a mixed batch's logits (B, L, V) by task and compute each task's loss.
+    """Split a mixed batch by task and compute each task's loss.
 
     Args:
-        logits, input_ids, labels: the whole mixed batch, rows ordered t2i, lm, mmu.
+        logits: the whole batch's (B, L, V) logits, or -- with ``positions`` -- the (N, V) logits of
+            its :func:`scored_positions` only (the model's ``logits_positions`` output). Both give the
+            same losses: no loss reads any other position.
+        input_ids, labels: the whole mixed batch (B, L), rows ordered t2i, lm, mmu.
         t2i_text_length: length of the t2i text part (M + 1), i.e. where ``<|soi|>`` sits.
         p_mask_lm / p_mask_mmu: (B_task, L) masking probability of each position's row.
         answer_lengths_mmu: (B_mmu, L) number of answer positions of each row.
         answer_lengths_lm: (B_lm, L) for chat-style lm rows; ``None`` means plain pretraining text
             where every position is an answer position (normalised by the row length).
+        positions: ``scored_positions(input_ids, labels, mask_token_id)`` when ``logits`` are gathered.
     """
     expected = batch_size_t2i + batch_size_lm + batch_size_mmu
-    if logits.shape[0] != expected:
-        raise ValueError(f"logits have {logits.shape[0]} rows, expected t2i+lm+mmu = {expected}")
+    if input_ids.shape[0] != expected:
+        raise ValueError(f"the batch has {input_ids.shape[0]} rows, expected t2i+lm+mmu = {expected}")
+    if positions is None:
+        if logits.shape[:2] != input_ids.shape:
+            raise ValueError(f"logits have {logits.shape[0]} rows, expected t2i+lm+mmu = {expected}")
+        positions = scored_positions(input_ids, labels, mask_token_id)
+        logits = logits[positions]
+    elif logits.shape[0] != int(positions.sum()):
+        raise ValueError(f"gathered logits have {logits.shape[0]} rows for {int(positions.sum())} scored positions")
+    rows, cols = positions.nonzero(as_tuple=True)
+    ids, targets = input_ids[positions], labels[positions]
     t2i_end, lm_end = batch_size_t2i, batch_size_t2i + batch_size_lm
-    lm_logits, lm_ids, lm_labels = logits[t2i_end:lm_end], input_ids[t2i_end:lm_end], labels[t2i_end:lm_end]
     if answer_lengths_lm is None:
-        answer_lengths_lm = torch.full(lm_ids.shape, lm_ids.shape[1], device=lm_ids.device)
+        answer_lengths_lm = torch.full((batch_size_lm, input_ids.shape[1]), input_ids.shape[1], device=input_ids.device)
+
+    def t2i() -> torch.Tensor:
+        """Mean CE over labelled positions of the image part; no 1/t weighting."""
+        if batch_size_t2i == 0:
+            return logits.new_zeros(())
+        picked = (rows < t2i_end) & (cols >= t2i_text_length) & (targets != IGNORE_INDEX)
+        return F.cross_entropy(logits[picked].float(), targets[picked])
+
+    def diffusion(first: int, count: int, p_mask: torch.Tensor, answer_lengths: torch.Tensor) -> torch.Tensor:
+        """LLaDA's text loss: sum over masked positions of CE / p_mask / answer length, over rows.
+        Masked positions are read off the noised ids (== mask token), as the reference does."""
+        if count == 0:
+            return logits.new_zeros(())
+        picked = (rows >= first) & (rows < first + count) & (ids == mask_token_id)
+        r, c = rows[picked] - first, cols[picked]
+        ce = F.cross_entropy(logits[picked].float(), targets[picked], ignore_index=IGNORE_INDEX, reduction="none")
+        return (ce / p_mask[r, c].float() / answer_lengths[r, c].float()).sum() / count
+
     return Stage1Losses(
-        t2i=t2i_loss(logits[:t2i_end], labels[:t2i_end], t2i_text_length),
-        lm=masked_diffusion_loss(lm_logits, lm_ids, lm_labels, p_mask_lm, answer_lengths_lm, mask_token_id),
-        mmu=masked_diffusion_loss(
-            logits[lm_end:], input_ids[lm_end:], labels[lm_end:], p_mask_mmu, answer_lengths_mmu, mask_token_id
-        ),
+        t2i=t2i(),
+        lm=diffusion(t2i_end, batch_size_lm, p_mask_lm, answer_lengths_lm),
+        mmu=diffusion(lm_end, batch_size_mmu, p_mask_mmu, answer_lengths_mmu),
     )
 
 

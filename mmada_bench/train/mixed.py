@@ -25,7 +25,7 @@ import torch
 from mmada_bench.model.prompting import IGNORE_INDEX, MMaDAPrompting
 from mmada_bench.train.config import TrainConfig
 from mmada_bench.train.data import ImageTokens, read_source
-from mmada_bench.train.losses import stage1_losses, training_attention_bias
+from mmada_bench.train.losses import scored_positions, stage1_losses, training_attention_bias
 from mmada_bench.train.noising import mask_image_tokens, mask_text_tokens
 from mmada_bench.train.stage import CountedBatches, StageContext
 
@@ -155,7 +155,8 @@ class MixedStage:
 
     def loss(self, model: torch.nn.Module, batch: dict[str, Any], step: int) -> tuple[torch.Tensor, dict[str, float]]:
         extra = {key: batch[key] for key in ("attention_bias", "attention_mask") if key in batch}
-        logits = model(batch["input_ids"], **extra).logits
+        positions = scored_positions(batch["input_ids"], batch["labels"], self.mask_id)
+        logits = model(batch["input_ids"], logits_positions=positions, **extra).logits
         losses = stage1_losses(
             logits,
             batch["input_ids"],
@@ -169,6 +170,7 @@ class MixedStage:
             answer_lengths_mmu=batch["answer_lengths_mmu"],
             answer_lengths_lm=batch["answer_lengths_lm"],
             mask_token_id=self.mask_id,
+            positions=positions,
         )
         coeff = self.config.loss
         total = losses.total(coeff.coeff_t2i, coeff.coeff_lm, coeff.coeff_mmu)

@@ -168,3 +168,25 @@ def test_logits_range_equals_the_slice_of_full_logits(golden_model, golden_forwa
         part = golden_model(ids, attention_mask=mask, logits_range=(8, 16)).logits
     assert part.shape == (2, 8, full.shape[-1])
     assert torch.allclose(part, full[:, 8:16], atol=1e-6)
+
+
+def test_logits_positions_equal_the_gathered_full_logits(golden_model, golden_forward):
+    ids, mask = golden_forward["input_ids"], golden_forward["attention_mask"]
+    positions = torch.zeros_like(ids, dtype=torch.bool)
+    positions[0, 3:9] = True
+    positions[1, ::5] = True
+    with torch.no_grad():
+        full = golden_model(ids, attention_mask=mask).logits
+        part = golden_model(ids, attention_mask=mask, logits_positions=positions).logits
+    assert part.shape == (int(positions.sum()), full.shape[-1])
+    assert torch.allclose(part, full[positions], atol=1e-6)
+
+
+def test_logits_positions_must_be_bool_like_the_ids_and_not_combined_with_a_range(golden_model, golden_forward):
+    ids = golden_forward["input_ids"]
+    with pytest.raises(ValueError, match="bool tensor shaped like input_ids"):
+        golden_model(ids, logits_positions=torch.ones_like(ids))
+    with pytest.raises(ValueError, match="bool tensor shaped like input_ids"):
+        golden_model(ids, logits_positions=torch.ones(ids.shape[0], 3, dtype=torch.bool))
+    with pytest.raises(ValueError, match="not both"):
+        golden_model(ids, logits_range=(0, 4), logits_positions=torch.ones_like(ids, dtype=torch.bool))

@@ -6,7 +6,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from mmada_bench.train.losses import stage1_losses, training_attention_bias
+from mmada_bench.train.losses import scored_positions, stage1_losses, training_attention_bias
 
 REL_TOL = 1e-5
 
@@ -16,9 +16,11 @@ def batch(golden_dir):
     return load_file(str(golden_dir / "stage1_loss.safetensors"))
 
 
-def _losses(model, batch, **forward_kwargs):
+def _losses(model, batch, gathered=False, **forward_kwargs):
+    """Losses from the full logits, or (``gathered``) from the logits of the scored positions only."""
+    positions = scored_positions(batch["input_ids"], batch["labels"], 190) if gathered else None
     with torch.no_grad():
-        logits = model(batch["input_ids"], **forward_kwargs).logits
+        logits = model(batch["input_ids"], logits_positions=positions, **forward_kwargs).logits
     return stage1_losses(
         logits,
         batch["input_ids"],
@@ -32,16 +34,38 @@ def _losses(model, batch, **forward_kwargs):
         answer_lengths_mmu=batch["answer_lengths_mmu"],
         answer_lengths_lm=batch["answer_lengths_lm"],
         mask_token_id=190,
+        positions=positions,
     )
 
 
-def test_stage1_losses_match_reference(golden_model, batch, golden_meta):
+@pytest.mark.parametrize("gathered", [False, True], ids=["full-logits", "scored-positions"])
+def test_stage1_losses_match_reference(golden_model, batch, golden_meta, gathered):
     assert golden_meta["stage1_loss"]["t2i_text_part_length"] == 12
     bias = training_attention_bias(batch["t2i_attention_mask"], total_rows=3)
-    losses = _losses(golden_model, batch, attention_bias=bias)
+    losses = _losses(golden_model, batch, gathered=gathered, attention_bias=bias)
     for name in ("t2i", "lm", "mmu"):
         ref = batch[f"loss_{name}"].item()
         assert abs(getattr(losses, name).item() - ref) / ref <= REL_TOL, name
+
+
+def test_scored_positions_are_fewer_than_all_and_give_the_same_losses(golden_model, batch):
+    """Training runs the head on the scored positions only; the losses are those of the full logits."""
+    positions = scored_positions(batch["input_ids"], batch["labels"], 190)
+    assert 0 < int(positions.sum()) < positions.numel()
+    bias = training_attention_bias(batch["t2i_attention_mask"], total_rows=3)
+    full = _losses(golden_model, batch, attention_bias=bias)
+    gathered = _losses(golden_model, batch, gathered=True, attention_bias=bias)
+    for name in ("t2i", "lm", "mmu"):
+        assert torch.allclose(getattr(full, name), getattr(gathered, name), rtol=1e-6, atol=0), name
+
+
+def test_gathered_logits_must_match_the_scored_positions():
+    ids = torch.tensor([[5, 10, 5], [10, 10, 5], [5, 5, 10]])
+    positions = scored_positions(ids, torch.full_like(ids, -100), 10)
+    with pytest.raises(ValueError, match="3 rows for 4 scored positions"):
+        stage1_losses(torch.zeros(3, 7), ids, torch.full_like(ids, -100), batch_size_t2i=1, batch_size_lm=1,
+                      batch_size_mmu=1, t2i_text_length=1, p_mask_lm=torch.ones(1, 3), p_mask_mmu=torch.ones(1, 3),
+                      answer_lengths_mmu=torch.ones(1, 3), mask_token_id=10, positions=positions)
 
 
 def test_reference_training_bias_is_additive_not_a_mask(golden_model, batch):
