@@ -307,7 +307,7 @@ class MMaDAModelLM(PreTrainedModel):
                 (N, V), the True positions in row-major order (``full_logits[logits_positions]``).
                 Training losses read only masked / labelled positions: computing the rest costs the
                 head's matmul and its backward for nothing (about a fifth of a toy stage-1 step) and,
-                at 8B with a 126k vocabulary, a (B, L, V) float tensor that dwarfs the activations.
+                at 8B with 134,656 ids, a (B, L, V) float tensor as large as several layers' activations.
         """
         if unused.get("labels") is not None:
             raise ValueError("MMaDAModelLM does not compute losses in forward; use mmada_bench.train.losses")
@@ -319,6 +319,11 @@ class MMaDAModelLM(PreTrainedModel):
             raise ValueError("cache_start needs past_key_values")
         if past_key_values is not None and len(past_key_values) != len(transformer["blocks"]):
             raise ValueError("past_key_values has the wrong number of layers")
+        if logits_range is not None and logits_positions is not None:
+            raise ValueError("give logits_range or logits_positions, not both")
+        if logits_positions is not None and (logits_positions.shape != input_ids.shape
+                                             or logits_positions.dtype != torch.bool):
+            raise ValueError(f"logits_positions must be a bool tensor shaped like input_ids {tuple(input_ids.shape)}")
         x = transformer["wte"](input_ids)
         bias = build_attention_bias(attention_mask, attention_bias, cache_start, seg, x.dtype)
         new_cache: KVCache = []
@@ -332,13 +337,9 @@ class MMaDAModelLM(PreTrainedModel):
                 x, kv = block(x, bias, cache_start, layer_cache)
             if use_cache:
                 new_cache.append(kv)
-        if logits_range is not None and logits_positions is not None:
-            raise ValueError("give logits_range or logits_positions, not both")
         if logits_range is not None:
             x = x[:, logits_range[0] : logits_range[1]]
         if logits_positions is not None:
-            if logits_positions.shape != input_ids.shape or logits_positions.dtype != torch.bool:
-                raise ValueError(f"logits_positions must be a bool tensor shaped like input_ids {tuple(input_ids.shape)}")
             x = x[logits_positions]
         logits = transformer["ff_out"](transformer["ln_f"](x))
         if self.config.scale_logits:

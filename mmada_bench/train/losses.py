@@ -78,7 +78,7 @@ def stage1_losses(
         raise ValueError(f"the batch has {input_ids.shape[0]} rows, expected t2i+lm+mmu = {expected}")
     if positions is None:
         if logits.shape[:2] != input_ids.shape:
-            raise ValueError(f"logits have {logits.shape[0]} rows, expected t2i+lm+mmu = {expected}")
+            raise ValueError(f"logits shaped {tuple(logits.shape)} do not cover the batch {tuple(input_ids.shape)}")
         positions = scored_positions(input_ids, labels, mask_token_id)
         logits = logits[positions]
     elif logits.shape[0] != int(positions.sum()):
