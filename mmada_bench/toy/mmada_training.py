@@ -24,7 +24,9 @@ rerun or changed by hand (``mmada-bench train WORK/train/stage2.yaml``):
   guided rollouts are off-policy; with guided rollouts at 2e-4, runs differing only in seed ended 10
   points apart on easy-VQA (82.1 / 72.4), while at 1e-4 unguided two seeds agreed (82.2 / 83.0) and
   drew better with and without guidance. Asked with the thinking instruction instead, an earlier
-  stage 3 cost direct answering (easy-VQA 78.3 against 82.6 asked directly, full test set).
+  stage 3 cost direct answering (easy-VQA 78.3 against 82.6 asked directly, full test set). No
+  counting prompts: asked as ``toy_count`` asks them (``lm_template: plain``), two per rollout batch
+  did not raise counting, and they cost a tenth of the unguided drawing (README, stage-3 variants).
 
 Each stage starts from the previous stage's final checkpoint; :func:`export_stage` copies the
 checkpoint's ``config.json`` + ``model.safetensors`` -- the only files a trained preset adds to the

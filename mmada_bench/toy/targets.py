@@ -63,13 +63,17 @@ def model_folders(assets: Path, out: Path) -> dict[str, str]:
     return folders
 
 
-def metric_value(out: Path, run: str, task: str, metric: str) -> float:
-    """The stored value in points (x100 for proportions stored in [0, 1], as every report shows them)."""
+def metric_value(out: Path, run: str, task: str, metric: str) -> tuple[float, float | None]:
+    """The stored value and its standard error in points (x100 for proportions stored in [0, 1], as
+    every report shows them): 200 counting problems give a standard error near 3 points, so a floor
+    is read next to it."""
     from mmada_bench.reports.tables import points_scale
     from mmada_bench.results.reader import RunFolder, find_entry
 
     value = find_entry(RunFolder.open(out / run).results, task)["metrics"][metric]
-    return float(value["value"]) * points_scale(metric, value.get("unit", ""))
+    scale = points_scale(metric, value.get("unit", ""))
+    stderr = value.get("stderr")
+    return float(value["value"]) * scale, (float(stderr) * scale if stderr is not None else None)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -94,13 +98,15 @@ def main(argv: list[str] | None = None) -> int:
         return exc.exit_code
     rows = []
     for target in TARGETS:
-        value = metric_value(args.output, target.run, target.task, target.metric)
-        rows.append({**target.__dict__, "value": round(value, 2), "met": value >= target.floor})
+        value, stderr = metric_value(args.output, target.run, target.task, target.metric)
+        rows.append({**target.__dict__, "value": round(value, 2), "stderr": None if stderr is None else round(stderr, 2),
+                     "met": value >= target.floor})
     (args.output / "targets.json").write_text(json.dumps(rows, indent=1) + "\n", encoding="utf-8")
     width = max(len(r["name"]) for r in rows)
-    print(f"\n{'target':<{width}}  {'value':>6}  {'floor':>6}  met")
+    print(f"\n{'target':<{width}}  {'value':>6}  {'stderr':>6}  {'floor':>6}  met")
     for r in rows:
-        print(f"{r['name']:<{width}}  {r['value']:>6.1f}  {r['floor']:>6.1f}  {'yes' if r['met'] else 'NO'}")
+        se = "-" if r["stderr"] is None else f"{r['stderr']:.1f}"
+        print(f"{r['name']:<{width}}  {r['value']:>6.1f}  {se:>6}  {r['floor']:>6.1f}  {'yes' if r['met'] else 'NO'}")
     return 0
 
 

@@ -66,7 +66,8 @@ TASKS = ("lm", "mmu", "t2i")
 _STREAM = {"t2i": 11, "lm": 12, "mmu": 13}  # prompt-choice streams (stage 1/2 use 1-3)
 _MASK_STREAM = 20  # + task stream: masking noise of a rollout batch
 _STRICT = ConfigDict(extra="forbid")
-_FORMATS = {"lm": ("chat_jsonl",), "mmu": ("llava_json", "chat_jsonl"), "t2i": ("caption_jsonl",)}
+_FORMATS = {"lm": ("chat_jsonl", "text_jsonl"), "mmu": ("llava_json", "chat_jsonl"), "t2i": ("caption_jsonl",)}
+_GSM8K_FINAL = "####"  # GSM8K's answer field ends "#### <number>": the gold a correctness reward compares
 
 
 @dataclass
@@ -81,6 +82,8 @@ class TextRolloutOptions:
     cache: Literal["prefix", "dual"] | None = None
     threshold: float | None = None
     batch_size: int = TextRolloutSettings.batch_size
+    #: tokens kept of a prompt (BOS + its end); default ``seq.max_text_len``, which also shapes t2i rows
+    max_prompt_len: int | None = None
 
 
 @dataclass
@@ -105,7 +108,11 @@ class Stage3Options:
     grpo: dict[str, Any] = field(default_factory=dict)  # UniGRPOConfig field overrides
     loss_attention: Literal["padding", "none"] | None = None  # paper: padding; dLLM-RL: none
     cot: bool = True  # put the <think> instruction in lm / mmu prompts (the format reward needs it)
+    # lm prompts: "chat" wraps them as one user turn of MMaDA's chat template (the paper's math RL);
+    # "plain" sends BOS + the prompt as written, as lm-eval's generate_until asks a text task (toy_count)
+    lm_template: Literal["chat", "plain"] = "chat"
     text: TextRolloutOptions = field(default_factory=TextRolloutOptions)
+    lm_text: TextRolloutOptions | None = None  # lm prompts' rollout settings; default ``text``
     image: ImageRolloutOptions = field(default_factory=ImageRolloutOptions)
     rewards: dict[str, list[str]] = field(default_factory=dict)  # per task; default DEFAULT_REWARDS
     reward_weights: dict[str, list[float]] = field(default_factory=dict)
@@ -129,7 +136,8 @@ class Stage3Plan:
     masks_per_step: int
     attention: Literal["padding", "none"]
     rewards: dict[str, tuple[list[str], list[float]]]
-    text: TextRolloutSettings
+    text: dict[str, TextRolloutSettings]  # per text task (lm, mmu)
+    prompt_budget: dict[str, int]  # per text task: tokens kept of a prompt
     image: ImageRolloutSettings
 
 
@@ -182,9 +190,14 @@ def plan_stage3(config: TrainConfig) -> Stage3Plan:
                 raise ConfigError(
                     f"data.{task}[{i}]: stage3 reads {task} prompts from {' / '.join(_FORMATS[task])}, not {source.format}"
                 )
-    t = options.text
-    if t.gen_length < 1 or t.batch_size < 1 or options.image.batch_size < 1 or options.image.timesteps < 1:
-        raise ConfigError("stage_options.text / image: lengths, steps and batch sizes must be positive")
+    text_options = {"lm": options.lm_text or options.text, "mmu": options.text}
+    for task, t in text_options.items():
+        if t.gen_length < 1 or t.batch_size < 1 or (t.max_prompt_len is not None and t.max_prompt_len < 2):
+            name = "lm_text" if task == "lm" and options.lm_text is not None else "text"
+            raise ConfigError(f"stage_options.{name}: gen_length and batch_size must be positive, max_prompt_len >= 2")
+    if options.image.batch_size < 1 or options.image.timesteps < 1:
+        raise ConfigError("stage_options.image: timesteps and batch_size must be positive")
+    settings = [f.name for f in fields(TextRolloutSettings)]
     attention = options.loss_attention or ("padding" if paper else "none")
     return Stage3Plan(
         options=options,
@@ -192,7 +205,8 @@ def plan_stage3(config: TrainConfig) -> Stage3Plan:
         masks_per_step=per_step,
         attention=attention,
         rewards=rewards,
-        text=TextRolloutSettings(**{f.name: getattr(t, f.name) for f in fields(TextRolloutOptions)}),
+        text={task: TextRolloutSettings(**{name: getattr(t, name) for name in settings}) for task, t in text_options.items()},
+        prompt_budget={task: t.max_prompt_len or config.seq.max_text_len for task, t in text_options.items()},
         image=ImageRolloutSettings(**{f.name: getattr(options.image, f.name) for f in fields(ImageRolloutOptions)}),
     )
 
@@ -215,9 +229,11 @@ def _text(row: dict[str, Any], keys: tuple[str, ...], where: str, required: bool
 def read_prompts(task: str, source: DataSource, need_gold: bool) -> list[dict[str, Any]]:
     """Prompt rows of one source: ``{"prompt", "answer"}`` (+ ``image`` for mmu), ``{"caption"}`` for t2i.
 
-    lm: JSONL ``{"prompt" | "question", "answer"}``; mmu: LLaVA JSON (first human turn, first gpt
-    turn as the gold answer) or JSONL with ``image``; t2i: caption JSONL (``caption`` or ``prompt``;
-    no image needed). ``need_gold``: a correctness reward is configured, so every row needs an answer.
+    lm: JSONL ``{"prompt" | "question", "answer"}``, or the prompt + completion rows of stages 1-2
+    (``text_jsonl``; the completion is the answer); a GSM8K answer (worked steps, then ``#### N``) has
+    gold ``N``. mmu: LLaVA JSON (first human turn, first gpt turn as the gold answer) or JSONL with
+    ``image``; t2i: caption JSONL (``caption`` or ``prompt``; no image needed). ``need_gold``: a
+    correctness reward is configured, so every row needs an answer.
     """
     rows = []
     for where, row in source_rows(source):
@@ -236,7 +252,10 @@ def read_prompts(task: str, source: DataSource, need_gold: bool) -> list[dict[st
             answer = row.get("answer", gpt[0] if gpt else None)
         else:
             prompt = _text(row, ("prompt", "question"), where)
-            answer = _text(row, ("answer", "response"), where, required=False)
+            answer = _text(row, ("completion",) if source.format == "text_jsonl" else ("answer", "response"), where,
+                           required=False)
+            if task == "lm" and answer is not None and _GSM8K_FINAL in answer:
+                answer = answer.rsplit(_GSM8K_FINAL, 1)[1].strip()
         if need_gold and not (isinstance(answer, str) and answer.strip()):
             raise DataError(f"{where}: the correctness reward needs an 'answer' field")
         sample = {"prompt": prompt, "answer": answer}
@@ -332,20 +351,21 @@ class Stage3:
     def _question(self, text: str) -> str:
         return with_cot(text) if self.plan.options.cot else text
 
-    def _budget(self, ids: list[int]) -> list[int]:
+    def _budget(self, task: str, ids: list[int]) -> list[int]:
         """Keep BOS and the last tokens of an over-long prompt (its end matters most)."""
-        budget = self.config.seq.max_text_len
+        budget = self.plan.prompt_budget[task]
         return ids if len(ids) <= budget else [ids[0], *ids[len(ids) - budget + 1 :]]
 
     def _text_prompt(self, task: str, row: dict[str, Any]) -> list[int]:
         if task == "lm":
-            chat = apply_text_chat_template([{"role": "user", "content": self._question(row["prompt"])}],
-                                            self.tokenizer.bos_token or "")
-            return self._budget(self.prompting.encode([chat])[0])
+            text = self._question(row["prompt"])
+            if self.plan.options.lm_template == "chat":
+                text = apply_text_chat_template([{"role": "user", "content": text}], self.tokenizer.bos_token or "")
+            return self._budget(task, self.prompting.encode([text])[0])
         codes = self.images.codes(row)[None]
         ids = self.prompting.mmu_gen(codes, [self._question(row["prompt"])]).input_ids[0].tolist()
         prefix = self.num_image_tokens + 3
-        return ids[:prefix] + self._budget(ids[prefix:])
+        return ids[:prefix] + self._budget(task, ids[prefix:])
 
     def _input_image(self, row: dict[str, Any]) -> Any:
         if "image" in row:
@@ -419,7 +439,7 @@ class Stage3:
 
     def _text_rollouts(self, policy, task: str, rows: list[dict[str, Any]], seeds: list[int]):
         prompts = [self._text_prompt(task, row) for row in rows]
-        settings = self.plan.text
+        settings = self.plan.text[task]
         raw = rollout_text(policy, prompts, seeds, settings, mask_id=self.special.mask, eos_id=self.special.eos)
         stops = {self.special.eos, self.special.eot_id}
         responses = [truncate_response(r, stops) for r in raw]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import statistics
 from pathlib import Path
 from typing import Any
@@ -260,3 +261,46 @@ def test_trainer_resume_mid_rollout_group_gives_the_uninterrupted_weights(tmp_pa
     assert a.keys() == b.keys()
     for name in a:
         assert torch.equal(a[name], b[name]), name
+
+
+def test_plain_lm_prompts_are_what_the_text_task_asks_and_gsm8k_gold_is_the_number(tmp_path, tiny_adapter, vowels):
+    from mmada_bench.adapters.settings import TextSettings
+
+    rows = tmp_path / "count.jsonl"
+    prompt = "Question: A box holds 3 circles and 4 squares. How many shapes are in the box?\nAnswer:"
+    rows.write_text(json.dumps({"prompt": prompt, "completion": " 3 + 4 = 7 shapes.\n#### 7"}) + "\n")
+    config = stage3_dict(tmp_path, lm_template="plain", rewards={"lm": ["correctness"]},
+                         reward_weights={"lm": [2.0]},
+                         lm_text={"gen_length": 12, "steps": 6, "block_length": 4, "max_prompt_len": 64})
+    config["data"] = {"lm": [{"path": str(rows), "format": "text_jsonl"}]}
+    stage, _ = _stage(config)
+    row = stage.rows["lm"][0][0]
+    assert row == {"prompt": prompt, "answer": "7"}  # the GSM8K final line is the gold
+    # the rollout prompt is token for token what `mmada-bench run` sends for a 0-shot text task
+    assert stage._text_prompt("lm", row) == tiny_adapter.render_prompt(prompt, TextSettings())
+    chat, _ = _stage(stage3_dict(tmp_path, lm_text={"max_prompt_len": 64}))
+    assert chat._text_prompt("lm", row) == tiny_adapter.render_prompt(prompt, TextSettings(chat=True))
+    # lm_text applies to lm prompts only; mmu keeps `text`, and the prompt budgets follow
+    assert stage.plan.text["lm"].gen_length == 12 and stage.plan.text["mmu"].gen_length == 8
+    assert stage.plan.prompt_budget == {"lm": 64, "mmu": 64}
+    short, _ = _stage({**config, "stage_options": {**config["stage_options"], "lm_text": {"max_prompt_len": 5}}})
+    kept = short._text_prompt("lm", row)
+    assert len(kept) == 5 and kept[0] == stage._text_prompt("lm", row)[0]  # BOS and the prompt's end
+    assert kept[1:] == stage._text_prompt("lm", row)[-4:]
+    loss, logs = stage.loss(_stage(config)[1], next(stage.batches(0, 1)), 0)
+    assert torch.isfinite(loss) and 0.0 <= logs["reward_correctness"] <= 1.0
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"lm_text": {"gen_length": 0}}, "stage_options.lm_text: gen_length"),
+        ({"text": {"max_prompt_len": 1}}, "stage_options.text: gen_length"),
+        ({"lm_template": "raw"}, "stage_options.lm_template"),
+    ],
+)
+def test_bad_lm_rollout_options_are_one_line(tmp_path, vowels, options, message):
+    config = stage3_dict(tmp_path, **options)
+    with pytest.raises(ConfigError) as err:
+        plan_stage3(config_from_dict(config))
+    assert message in str(err.value) and "\n" not in str(err.value)
