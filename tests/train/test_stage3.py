@@ -273,7 +273,7 @@ def test_plain_lm_prompts_are_what_the_text_task_asks_and_gsm8k_gold_is_the_numb
                          reward_weights={"lm": [2.0]},
                          lm_text={"gen_length": 12, "steps": 6, "block_length": 4, "max_prompt_len": 64})
     config["data"] = {"lm": [{"path": str(rows), "format": "text_jsonl"}]}
-    stage, _ = _stage(config)
+    stage, model = _stage(config)
     row = stage.rows["lm"][0][0]
     assert row == {"prompt": prompt, "answer": "7"}  # the GSM8K final line is the gold
     # the rollout prompt is token for token what `mmada-bench run` sends for a 0-shot text task
@@ -287,7 +287,7 @@ def test_plain_lm_prompts_are_what_the_text_task_asks_and_gsm8k_gold_is_the_numb
     kept = short._text_prompt("lm", row)
     assert len(kept) == 5 and kept[0] == stage._text_prompt("lm", row)[0]  # BOS and the prompt's end
     assert kept[1:] == stage._text_prompt("lm", row)[-4:]
-    loss, logs = stage.loss(_stage(config)[1], next(stage.batches(0, 1)), 0)
+    loss, logs = stage.loss(model, next(stage.batches(0, 1)), 0)
     assert torch.isfinite(loss) and 0.0 <= logs["reward_correctness"] <= 1.0
 
 
