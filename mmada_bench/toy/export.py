@@ -7,6 +7,7 @@ OUT/
   images/{train,test}/<id>.png     the wheel's PNGs, copied byte for byte
   captions_{split}.jsonl           {"image", "caption", "image_id"}     (trainer format caption_jsonl)
   vqa_{split}.json                 LLaVA list: {"id", "image", "conversations"} (llava_json)
+  vqa_shape_{split}.json           the same rows, shape questions only (stage 3's questions)
   vqa_cot_{split}.jsonl            {"image", "question", "answer": "<think>...</think> red"} (chat_jsonl)
   toy_count/{train,test}.jsonl     {"question", "answer": "... #### N"}  (the shipped ``toy_count`` rows)
   text_{split}.jsonl               {"prompt": "Question: ...\nAnswer:", "completion": " ..."} (text_jsonl:
@@ -29,7 +30,7 @@ from tqdm.auto import tqdm
 
 from mmada_bench.hashing import file_sha256
 from mmada_bench.toy.arithmetic import shape_problems
-from mmada_bench.toy.world import SPLITS, ToyImage, cot_answer, load_world, world_stats
+from mmada_bench.toy.world import SHAPES, SPLITS, ToyImage, cot_answer, load_world, world_stats
 
 
 def _jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
@@ -63,6 +64,15 @@ def llava_rows(world: tuple[ToyImage, ...]) -> list[dict[str, Any]]:
                                   {"from": "gpt", "value": answer}],
             })  # fmt: skip
     return rows
+
+
+def shape_question_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The LLaVA rows whose answer is a shape: the only easy-VQA questions on which RL still has
+    something to teach the toy model. Colour it reads off the image for every question (no reward
+    spread, no update), and yes/no it answers from the template's wording alone, so a reward on one
+    image's yes/no question only pushes that template's answer one way or the other: in stage 3 that
+    flipped a template and cost 2 points of yes/no (README, "the toy world")."""
+    return [row for row in rows if row["conversations"][1]["value"] in SHAPES]
 
 
 def cot_rows(world: tuple[ToyImage, ...]) -> list[dict[str, Any]]:
@@ -102,7 +112,9 @@ def export_world(out: Path, progress: bool = True, splits: tuple[str, ...] = SPL
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(item.path, target)
         _jsonl(out / f"captions_{split}.jsonl", caption_rows(world))
-        _json(out / f"vqa_{split}.json", llava_rows(world))
+        questions = llava_rows(world)
+        _json(out / f"vqa_{split}.json", questions)
+        _json(out / f"vqa_shape_{split}.json", shape_question_rows(questions))
         _jsonl(out / f"vqa_cot_{split}.jsonl", cot_rows(world))
         problems = shape_problems(split)
         _jsonl(out / "toy_count" / f"{split}.jsonl", problems)

@@ -105,8 +105,9 @@ def main(argv: list[str] | None = None) -> int:
     width = max(len(r["name"]) for r in rows)
     print(f"\n{'target':<{width}}  {'value':>6}  {'stderr':>6}  {'floor':>6}  met")
     for r in rows:
-        se = "-" if r["stderr"] is None else f"{r['stderr']:.1f}"
-        print(f"{r['name']:<{width}}  {r['value']:>6.1f}  {se:>6}  {r['floor']:>6.1f}  {'yes' if r['met'] else 'NO'}")
+        se = "-" if r["stderr"] is None else f"{r['stderr']:.2f}"
+        # two decimals: at one, a value just under its floor (84.96 against 85) printed as 85.0 beside "NO"
+        print(f"{r['name']:<{width}}  {r['value']:>6.2f}  {se:>6}  {r['floor']:>6.1f}  {'yes' if r['met'] else 'NO'}")
     return 0
 
 

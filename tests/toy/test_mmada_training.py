@@ -19,7 +19,8 @@ from mmada_bench.toy.mmada_training import (
 from mmada_bench.train.config import load_config
 from mmada_bench.train.stage3 import plan_stage3
 
-WORLD_FILES = ("captions_train.jsonl", "text_train.jsonl", "vqa_train.json", "vqa_cot_train.jsonl")
+WORLD_FILES = ("captions_train.jsonl", "text_train.jsonl", "vqa_train.json", "vqa_shape_train.json",
+               "vqa_cot_train.jsonl")
 
 
 def test_stage_configs_chain_and_validate(tmp_path, monkeypatch):

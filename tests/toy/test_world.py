@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from mmada_bench.errors import DataError
+from mmada_bench.tasks.mmu.easyvqa import question_type
 from mmada_bench.toy.arithmetic import shape_problems
 from mmada_bench.toy.export import export_world
 from mmada_bench.toy.world import (
@@ -137,5 +138,10 @@ def test_trainer_readers_accept_every_exported_format(exported):
     assert Path(captions[0]["image"]).is_file()
     llava = read_source("mmu", DataSource(path=str(folder / "vqa_test.json"), format="llava_json"))
     assert len(llava) == 9673
+    shape = read_source("mmu", DataSource(path=str(folder / "vqa_shape_test.json"), format="llava_json"))
+    # exactly the benchmark's shape questions: easyvqa's own question typing agrees row for row
+    assert len(shape) == 1257
+    assert all(question_type(row["conversations"][0]["value"].split("\n", 1)[1]) == "shape"
+               for row in json.loads((folder / "vqa_shape_test.json").read_text()))
     cot = read_source("mmu", DataSource(path=str(folder / "vqa_cot_test.jsonl"), format="chat_jsonl", cot=True))
     assert len(cot) == 9673 and "<think>shape is" in cot[0]["chat"]
