@@ -133,7 +133,11 @@ def test_loss_arithmetic_from_recorded_logprobs(gold, gmeta, method):
         ("surrogate_tok", "surrogate_tok"),
     ):
         assert _rel(getattr(out, ours)[mask], gold[pre + ref][mask]) <= 1e-6, ours
-    assert _rel(out.kl_tok[mask], gold[pre + "kl_tok_k3"][mask]) <= 1e-6
+    # k3 = exp(-d) - 1 + d cancels: exp(-d) is about 1, rounded to float32's 1.2e-7 step there, and CPUs'
+    # vectorised exp differ by that one step. So a tiny token's KL may differ by one step of 1 (seen on a
+    # second CI machine: 1.19e-7 absolute, 1.4 % relative), which no elementwise relative bound survives.
+    one_step = torch.finfo(torch.float32).eps
+    assert torch.allclose(out.kl_tok[mask], gold[pre + "kl_tok_k3"][mask], rtol=1e-6, atol=2 * one_step)
     assert torch.equal(out.num_mask, gold[pre + "num_mask"])
     assert _rel(out.surrogate_seq, gold[pre + "surrogate_seq"]) <= 1e-5
     assert _rel(out.kl_seq, gold[pre + "kl_seq"]) <= 1e-5
