@@ -14,15 +14,16 @@ two apart: what it reads, the codes carry.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from dataclasses import asdict, dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from mmada_bench.errors import ConfigError, MMaDABenchError
+from mmada_bench.errors import ConfigError
+from mmada_bench.toy.probe_cli import add_output_flags, report
 
 
 @dataclass(frozen=True)
@@ -131,6 +132,16 @@ def run_code_probe(vq_folder: Path, epochs: int = 40, seed: int = 0, progress: b
     return results
 
 
+def _print_table(results: Sequence[CodeProbeResult]) -> None:
+    for r in results:
+        print(f"{r.attribute}: test accuracy {100 * r.accuracy:.1f} % ({r.test_images} images, trained on "
+              f"{r.train_images}); rows are the truth, columns the reading")
+        width = max(len(c) for c in r.classes)
+        print(" " * (width + 1) + " ".join(f"{c[:6]:>6}" for c in r.classes))
+        for name, row in zip(r.classes, r.confusion, strict=True):
+            print(f"{name:<{width}} " + " ".join(f"{n:>6}" for n in row))
+
+
 def main(argv: list[str] | None = None) -> int:
     from mmada_bench.toy.build import ASSETS
 
@@ -139,27 +150,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="MAGVIT-v2 folder (default: the committed toy tokenizer)")
     parser.add_argument("--epochs", type=int, default=40, help="training epochs over the 4,000 images (default: 40)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    parser.add_argument("--no-progress", action="store_true")
+    add_output_flags(parser)
     args = parser.parse_args(argv)
     torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
-    try:
-        results = run_code_probe(args.vq, args.epochs, args.seed, progress=not args.no_progress)
-    except MMaDABenchError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    if args.json:
-        print(json.dumps([asdict(r) for r in results], indent=1))
-        return 0
-    for r in results:
-        print(f"{r.attribute}: test accuracy {100 * r.accuracy:.1f} % ({r.test_images} images, trained on "
-              f"{r.train_images}); rows are the truth, columns the reading")
-        width = max(len(c) for c in r.classes)
-        print(" " * (width + 1) + " ".join(f"{c[:6]:>6}" for c in r.classes))
-        for name, row in zip(r.classes, r.confusion, strict=True):
-            print(f"{name:<{width}} " + " ".join(f"{n:>6}" for n in row))
-    return 0
-
+    return report(lambda: run_code_probe(args.vq, args.epochs, args.seed, progress=not args.no_progress),
+                  args.json, _print_table)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -16,15 +16,15 @@ toy models answer at exactly that ceiling; this probe shows whether anything und
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 
-from mmada_bench.errors import ConfigError, MMaDABenchError
+from mmada_bench.errors import ConfigError
+from mmada_bench.toy.probe_cli import add_output_flags, report
 
 #: Question per attribute kind: the two positive wordings easy-VQA uses most, ``{}`` is the attribute.
 TEMPLATES = {"color": "is there a {} shape?", "shape": "is there a {}?"}
@@ -115,29 +115,23 @@ def run_probe(model: str, images: int, device: str = "cpu", progress: bool = Tru
     return [summarise(kind, torch.stack(rows), torch.tensor(truth[kind])) for kind, rows in margins.items()]
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m mmada_bench.toy.probe", description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="toy", help="preset name or checkpoint folder (default: toy)")
-    parser.add_argument("--images", type=int, default=120, help="first N toy-world test images (default: 120)")
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    parser.add_argument("--no-progress", action="store_true")
-    args = parser.parse_args(argv)
-    try:
-        results = run_probe(args.model, args.images, args.device, progress=not args.no_progress)
-    except MMaDABenchError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    if args.json:
-        print(json.dumps([asdict(r) for r in results], indent=1))
-        return 0
+def _print_table(results: Sequence[ProbeResult]) -> None:
     print(f"{'kind':<6} {'images':>6} {'AUC':>6} {'match first':>11} {'chance':>6} {'margin match':>12} "
           f"{'mismatch':>9} {'spread':>7}")
     for r in results:
         print(f"{r.kind:<6} {r.images:>6} {r.auc:>6.3f} {r.match_ranked_first:>11.3f} {r.chance_ranked_first:>6.3f} "
               f"{r.margin_match_mean:>12.3f} {r.margin_mismatch_mean:>9.3f} {r.margin_std:>7.3f}")
-    return 0
 
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m mmada_bench.toy.probe", description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="toy", help="preset name or checkpoint folder (default: toy)")
+    parser.add_argument("--images", type=int, default=120, help="first N toy-world test images (default: 120)")
+    parser.add_argument("--device", default="cpu")
+    add_output_flags(parser)
+    args = parser.parse_args(argv)
+    return report(lambda: run_probe(args.model, args.images, args.device, progress=not args.no_progress),
+                  args.json, _print_table)
 
 if __name__ == "__main__":
     sys.exit(main())
