@@ -81,7 +81,9 @@ def train_reader(maps: torch.Tensor, labels: torch.Tensor, classes: int, epochs:
 
 def confusion_matrix(truth: torch.Tensor, predicted: torch.Tensor, classes: int) -> torch.Tensor:
     """``[truth, predicted]`` counts."""
-    return torch.bincount(truth * classes + predicted, minlength=classes * classes).view(classes, classes)
+    from torchmetrics.functional.classification import multiclass_confusion_matrix
+
+    return multiclass_confusion_matrix(predicted, truth, num_classes=classes)
 
 
 def probe_attribute(attribute: str, classes: list[str], train: tuple[torch.Tensor, torch.Tensor],
@@ -143,7 +145,7 @@ def _print_table(results: Sequence[CodeProbeResult]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from mmada_bench.toy.build import ASSETS
+    from mmada_bench.toy.build import ASSETS, THREADS
 
     parser = argparse.ArgumentParser(prog="python -m mmada_bench.toy.code_probe", description=__doc__.splitlines()[0])
     parser.add_argument("--vq", type=Path, default=ASSETS / "magvitv2",
@@ -152,9 +154,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     add_output_flags(parser)
     args = parser.parse_args(argv)
-    torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
+    torch.set_num_threads(THREADS)  # the build's thread count for convolutional nets: same bytes on one machine
     return report(lambda: run_code_probe(args.vq, args.epochs, args.seed, progress=not args.no_progress),
                   args.json, _print_table)
+
 
 if __name__ == "__main__":
     sys.exit(main())

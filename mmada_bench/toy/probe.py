@@ -133,5 +133,6 @@ def main(argv: list[str] | None = None) -> int:
     return report(lambda: run_probe(args.model, args.images, args.device, progress=not args.no_progress),
                   args.json, _print_table)
 
+
 if __name__ == "__main__":
     sys.exit(main())
