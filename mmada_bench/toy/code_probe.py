@@ -64,7 +64,7 @@ def train_reader(maps: torch.Tensor, labels: torch.Tensor, classes: int, epochs:
                  batch_size: int = 64, lr: float = 1e-3) -> nn.Module:
     """Adam on cross-entropy, fixed seed: the same codes give the same reader."""
     generator = torch.Generator().manual_seed(seed)
-    with torch.random.fork_rng():
+    with torch.random.fork_rng(devices=[]):  # CPU only: no CUDA state to fork
         torch.manual_seed(seed)
         net = code_reader(maps.shape[1], classes)
     optimizer = torch.optim.Adam(net.parameters(), lr)
@@ -126,10 +126,11 @@ def run_code_probe(vq_folder: Path, epochs: int = 40, seed: int = 0, progress: b
     vq_model = MAGVITv2.from_pretrained(vq_folder).eval()
     bits = vq_model.config.codebook_dim
     splits = {split: encode_world(vq_model, split, progress=progress) for split in ("train", "test")}
+    maps = {split: code_bit_maps(codes, bits) for split, (codes, _) in splits.items()}
     results = []
     for attribute, classes in (("shape", list(SHAPES)), ("color", list(COLORS))):
-        data = {split: (code_bit_maps(codes, bits), torch.tensor([classes.index(getattr(i, attribute)) for i in world]))
-                for split, (codes, world) in splits.items()}
+        data = {split: (maps[split], torch.tensor([classes.index(getattr(i, attribute)) for i in world]))
+                for split, (_, world) in splits.items()}
         results.append(probe_attribute(attribute, classes, data["train"], data["test"], epochs, seed))
     return results
 
