@@ -9,7 +9,9 @@
 
 then prints each target with its measured value and writes ``OUT/targets.json``. ``--assets`` is a
 folder laid out like ``mmada_bench/model/assets/toy`` (what ``make toy`` builds); by default the
-committed presets are measured. The exit status is 0 whether or not a target is met: this is a
+committed presets are measured. With ``--assets``, the images are judged by that folder's judge (it
+was trained on that folder's tokenizer's reconstructions) unless ``$MMADA_BENCH_TOY_JUDGE`` names
+another; an earlier version judged them with the committed judge whatever the folder held. The exit status is 0 whether or not a target is met: this is a
 measurement, and the numbers are the point. (Stage-by-stage numbers on fixed subsets are
 ``make demo``'s stage table; on the full sets the three stages take three times as long.)
 """
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,6 +66,16 @@ def model_folders(assets: Path, out: Path) -> dict[str, str]:
     return folders
 
 
+def judge_folder(assets: Path | None) -> Path | None:
+    """The judge a measurement of ``assets`` should use: its own when it has one and the environment
+    names none (None: leave the task's default)."""
+    from mmada_bench.tasks.t2i.easyvqa_t2i import JUDGE_ENV
+
+    if assets is None or os.environ.get(JUDGE_ENV) or not (assets / "judge" / "config.json").is_file():
+        return None
+    return assets / "judge"
+
+
 def metric_value(out: Path, run: str, task: str, metric: str) -> tuple[float, float | None]:
     """The stored value and its standard error in points (x100 for proportions stored in [0, 1], as
     every report shows them): 200 counting problems give a standard error near 3 points, so a floor
@@ -88,6 +101,11 @@ def main(argv: list[str] | None = None) -> int:
         return RunConfig(model=model, tasks=list(tasks), output=output, batch_size=32, label=label,
                          progress=not args.no_progress, **extra)
 
+    judge = judge_folder(args.assets)
+    if judge is not None:
+        from mmada_bench.tasks.t2i.easyvqa_t2i import JUDGE_ENV
+
+        os.environ[JUDGE_ENV] = str(judge)
     try:
         models = model_folders(args.assets, args.output) if args.assets else dict(STAGE_PRESETS)
         run_suite(config(models["stage3"], args.output / "stage3", "stage3", TASKS))
