@@ -25,6 +25,8 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +45,17 @@ VQ_THREADS = 2
 MMADA_THREADS = 2
 #: Test images the stage reports use (all 1,000).
 TEST_IMAGES = 1000
+
+
+@contextmanager
+def _torch_threads(count: int) -> Iterator[None]:
+    """Run the block on ``count`` torch threads, then return to :data:`THREADS` (the stages that
+    follow rely on it for their own bytes)."""
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(THREADS)
 
 
 def _write_json(path: Path, value: Any) -> None:
@@ -69,11 +82,8 @@ def build_vq(out: Path, progress: bool = True, steps: int | None = None) -> dict
 
     start = time.perf_counter()
     cfg = VQTrainConfig() if steps is None else VQTrainConfig(steps=steps)
-    torch.set_num_threads(VQ_THREADS)
-    try:
+    with _torch_threads(VQ_THREADS):
         model, log = train_vq(load_tensors("train"), cfg, progress=progress)
-    finally:
-        torch.set_num_threads(THREADS)
     folder = out / VQ_FOLDER
     model.save_pretrained(folder)
     loaded = MAGVITv2.from_pretrained(folder)  # measure what was saved, through the real loader
@@ -116,11 +126,8 @@ def build_mmada(out: Path, work: Path, progress: bool = True) -> dict[str, Any]:
     parts = {"vq": own(VQ_FOLDER, "config.json"), "tokenizer": own(TOKENIZER_FOLDER, "tokenizer.json"),
              "judge": own(JUDGE_FOLDER, "config.json")}
     start = time.perf_counter()
-    torch.set_num_threads(MMADA_THREADS)
-    try:
+    with _torch_threads(MMADA_THREADS):
         report = train_toy_mmada(world, work / "runs", out, **parts, progress=progress)
-    finally:
-        torch.set_num_threads(THREADS)
     report["wall_seconds"] = time.perf_counter() - start
     return report
 

@@ -11,9 +11,10 @@ then prints each target with its measured value and writes ``OUT/targets.json``.
 folder laid out like ``mmada_bench/model/assets/toy`` (what ``make toy`` builds); by default the
 committed presets are measured. With ``--assets``, the images are judged by that folder's judge (it
 was trained on that folder's tokenizer's reconstructions) unless ``$MMADA_BENCH_TOY_JUDGE`` names
-another; an earlier version judged them with the committed judge whatever the folder held. The exit status is 0 whether or not a target is met: this is a
-measurement, and the numbers are the point. (Stage-by-stage numbers on fixed subsets are
-``make demo``'s stage table; on the full sets the three stages take three times as long.)
+another; an earlier version judged them with the committed judge whatever the folder held. The exit
+status is 0 whether or not a target is met: this is a measurement, and the numbers are the point.
+(Stage-by-stage numbers on fixed subsets are ``make demo``'s stage table; on the full sets the three
+stages take three times as long.)
 """
 
 from __future__ import annotations
@@ -70,10 +71,11 @@ def judge_folder(assets: Path | None) -> Path | None:
     """The judge a measurement of ``assets`` should use: its own when it has one and the environment
     names none (None: leave the task's default)."""
     from mmada_bench.tasks.t2i.easyvqa_t2i import JUDGE_ENV
+    from mmada_bench.toy.build import JUDGE_FOLDER
 
-    if assets is None or os.environ.get(JUDGE_ENV) or not (assets / "judge" / "config.json").is_file():
+    if assets is None or os.environ.get(JUDGE_ENV) or not (assets / JUDGE_FOLDER / "config.json").is_file():
         return None
-    return assets / "judge"
+    return assets / JUDGE_FOLDER
 
 
 def metric_value(out: Path, run: str, task: str, metric: str) -> tuple[float, float | None]:

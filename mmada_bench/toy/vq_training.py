@@ -11,13 +11,14 @@ written here around its parts, following MAGVIT-v2's LFQ recipe:
 * commitment ``mean((z - q)^2)`` keeps latents near the codes they decode from;
 * labels: a linear head (:class:`LabelHead`, thrown away after training) reads the image's shape and
   colour from the bits of every code whose patch holds shape pixels, at weight ``label_weight`` 0.5.
-  Measured at the earlier 1,000 bf16 steps: without it, the codes say what pixels to draw but not which shape they belong to: a linear probe on
-  a test image's bag of codes named the shape of 50 % of images (chance 33 %), and a stage-1 proxy
-  (1,500 steps) read the shape of its own training questions at chance, 29 %. With it the probe reads
-  87.5 % and the same proxy 66 %, for 0.8 dB of reconstruction (21.6 -> 20.8 dB) and 3.6 points of
-  judged reconstructions (83.6 -> 80.0 % both right by the previous judge; 86.7 % by the judge
-  retrained on them). Weight 0.1 moved the probe only to 54.5 %. Semantic supervision of the
-  tokenizer is a recipe choice of this toy, not part of MAGVIT-v2;
+  Measured at the earlier 1,000 bf16 steps: without it, the codes say what pixels to draw but not
+  which shape they belong to: a linear probe on a test image's bag of codes named the shape of 50 %
+  of images (chance 33 %), and a stage-1 proxy (1,500 steps) read the shape of its own training
+  questions at chance, 29 %. With it the probe reads 87.5 % and the same proxy 66 %, for 0.8 dB of
+  reconstruction (21.6 -> 20.8 dB) and 3.6 points of judged reconstructions (83.6 -> 80.0 % both
+  right by the previous judge; 86.7 % by the judge retrained on them). Weight 0.1 moved the probe
+  only to 54.5 %. Semantic supervision of the tokenizer is a recipe choice of this toy, not part of
+  MAGVIT-v2;
 * entropy (MAGVIT-v2's per-position entropy down, batch code-usage entropy up, over the full 2^bits
   codebook with ``softmax(2 z.c / temperature)``) is available but off (``entropy_weight`` 0). On
   these flat images the usage term is met by encoding *position*: with weight 0.05 a plain background
