@@ -33,8 +33,9 @@ demo: setup
 	$(MB) sweep --model toy --tasks easyvqa_t2i --limit 48 --grid $(DEMO_SWEEP) --output $(DEMO_OUT)/sweep
 	$(MB) leaderboard $(DEMO_OUT)/stages/stage1 $(DEMO_OUT)/stages/stage2 $(DEMO_OUT)/stage3 --output leaderboards/toy
 
-# Rebuild the toy world from scratch (tokenizers, judge, the three MMaDA stages) into build/toy, then
-# measure the rebuilt checkpoints on the full test sets; compare with the committed ones (make toy-check).
+# Rebuild the toy world from scratch (tokenizers, judge, text pretraining, the three MMaDA stages)
+# into build/toy, then measure the rebuilt checkpoints on the full test sets; compare with the
+# committed ones (make toy-check).
 toy: setup
 	$(PY) -m mmada_bench.toy.build --stage all --out build/toy --work build/toy-work
 	$(PY) -m mmada_bench.toy.targets --assets build/toy --output build/toy/targets

@@ -21,6 +21,9 @@ from mmada_bench.toy.world import COLORS, SHAPES
 
 #: Default sizes: enough train rows for a stage-1 mix, a test split small enough to score on a CPU.
 SPLIT_ROWS: dict[str, int] = {"train": 2000, "test": 200}
+#: How far the train stream is drawn for text pretraining: about as far as it goes (the product
+#: problems run out of distinct questions at 1,536, a quarter of the stream).
+PRETRAIN_DRAWS = 6000
 SEEDS: dict[str, int] = {"train": 1301, "test": 1302}
 
 Problem = tuple[str, str, int]  # question, worked steps (without the final line), answer
@@ -100,3 +103,14 @@ def shape_problems(split: str, rows: int | None = None) -> list[dict[str, str]]:
         seen.add(question)
         out.append({"question": question, "answer": gsm8k_answer(steps, answer)})
     return out
+
+
+def pretraining_problems(draws: int = PRETRAIN_DRAWS) -> list[dict[str, str]]:
+    """The text-pretraining rows: the train stream drawn ``draws`` deep, less any test question.
+
+    The test split only avoids the first :data:`SPLIT_ROWS` train rows (which this list starts with), so
+    the deeper draw meets some test questions (91 of 6,000) and drops them: the test split stays what
+    it always was, and no test question is ever trained on.
+    """
+    test = {row["question"] for row in shape_problems("test")}
+    return [row for row in shape_problems("train", draws) if row["question"] not in test]

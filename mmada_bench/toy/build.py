@@ -9,9 +9,10 @@ Stages, each deterministic (fixed seeds and thread counts, :data:`THREADS`) and 
 * ``judge``: the toy judge into ``DIR/judge/`` (``config.json`` + ``model.safetensors`` +
   ``judge.json`` with its accuracy on real and reconstructed test images) and the ``easyvqa_t2i``
   prompts into ``DIR/easyvqa_t2i/prompts.jsonl``; needs ``DIR/magvitv2``.
-* ``mmada``: the toy MMaDA through stages 1 -> 2 -> 3 (:mod:`mmada_bench.toy.mmada_training`) into
-  ``DIR/mmada/stage{1,2,3}/`` (``config.json`` + ``model.safetensors`` each) plus ``train.json``; the
-  world and the training runs (configs, checkpoints, image-token cache) go to ``--work``. It starts
+* ``mmada``: the toy MMaDA through text pretraining and stages 1 -> 2 -> 3
+  (:mod:`mmada_bench.toy.mmada_training`) into ``DIR/mmada/stage{1,2,3}/`` (``config.json`` +
+  ``model.safetensors`` each) plus ``train.json``; the world and the training runs (configs,
+  checkpoints, image-token cache) go to ``--work``. It starts
   from an untrained model with ``DIR``'s text tokenizer and MAGVIT-v2 when it has them (a full
   rebuild), else the committed ones, and stage 3 is rewarded by ``DIR``'s judge likewise.
 * ``all``: world, tokenizer, vq, judge and mmada in order (``make toy``).
@@ -109,7 +110,8 @@ def build_judge(out: Path, progress: bool = True, epochs: int | None = None) -> 
 
 
 def build_mmada(out: Path, work: Path, progress: bool = True) -> dict[str, Any]:
-    """Train the MMaDA through the three stages on the world in ``work/world`` (exported if missing).
+    """Train the MMaDA (text pretraining, then the three stages) on the world in ``work/world``
+    (exported if missing; a world without ``text_pretrain.jsonl`` predates it and is exported again).
 
     The text tokenizer, MAGVIT-v2 and judge are ``out``'s when it has them, else the committed ones.
     """
@@ -117,7 +119,7 @@ def build_mmada(out: Path, work: Path, progress: bool = True) -> dict[str, Any]:
     from mmada_bench.toy.mmada_training import train_toy_mmada
 
     world = work / WORLD_FOLDER
-    if not (world / "world.json").is_file():
+    if not all((world / name).is_file() for name in ("world.json", "text_pretrain.jsonl")):
         export_world(world, progress=progress)
 
     def own(name: str, marker: str) -> Path:

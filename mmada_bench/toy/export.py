@@ -12,6 +12,8 @@ OUT/
   toy_count/{train,test}.jsonl     {"question", "answer": "... #### N"}  (the shipped ``toy_count`` rows)
   text_{split}.jsonl               {"prompt": "Question: ...\nAnswer:", "completion": " ..."} (text_jsonl:
                                    lm-eval's 0-shot GSM8K prompt, and its target after the " " delimiter)
+  text_pretrain.jsonl              the same form, 5,909 train problems (the train stream drawn 6,000
+                                   deep, test questions dropped): the toy's text pretraining
   easyvqa_t2i/prompts.jsonl        {"id", "prompt", "shape", "color"} of the test images (easyvqa_t2i)
   world.json                       counts, label sources, pixel-rule agreement, sha256 of every file
 ```
@@ -29,7 +31,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from mmada_bench.hashing import file_sha256
-from mmada_bench.toy.arithmetic import shape_problems
+from mmada_bench.toy.arithmetic import pretraining_problems, shape_problems
 from mmada_bench.toy.world import SHAPES, SPLITS, ToyImage, cot_answer, load_world, world_stats
 
 
@@ -119,6 +121,8 @@ def export_world(out: Path, progress: bool = True, splits: tuple[str, ...] = SPL
         problems = shape_problems(split)
         _jsonl(out / "toy_count" / f"{split}.jsonl", problems)
         _jsonl(out / f"text_{split}.jsonl", text_rows(problems))
+        if split == "train":
+            _jsonl(out / "text_pretrain.jsonl", text_rows(pretraining_problems()))
         summary["splits"][split] = world_stats(split)
     write_t2i_prompts(out / "easyvqa_t2i" / "prompts.jsonl")
     files = sorted(p for p in out.rglob("*") if p.is_file() and p.name != "world.json"

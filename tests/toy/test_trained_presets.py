@@ -20,19 +20,21 @@ STAGES = {"stage1": "toy-stage1", "stage2": "toy-stage2", "stage3": "toy"}
 #: Fixed subsets: the first rows of each test set (easy-VQA questions come ~10 per image, in image order).
 LIMITS = {"easyvqa": 300, "easyvqa_t2i": 48, "toy_count": 100}
 #: Score bands on those subsets, in points, around the values measured when the weights were
-#: committed (easy-VQA 89.7 / 88.0 / 89.0 at stages 1 / 2 / 3; stage-3 images: 33 of 48 both right,
-#: colour 46 of 48; stage-3 counting 18 of 100). A broken checkpoint, tokenizer or sampler lands at the
-#: majority answer (37) or at the 69 that the question wording alone earns; a broken image path draws
-#: nothing of the prompted colour (chance 12.5) and nothing the judge accepts; a broken text path
-#: garbles the numbers (the checkpoints trained on plain text rows scored 0-4), below the 8 that always
-#: answering the test set's most common number earns.
+#: committed (easy-VQA 90.0 / 85.7 / 89.7 at stages 1 / 2 / 3; counting 59 and 56 of 100 at stages 1
+#: and 3; stage-3 images: 42 of 48 both right, colour 48 of 48). A broken checkpoint, tokenizer or
+#: sampler lands at the majority answer (37) or at the 69 that the question wording alone earns; a
+#: broken image path draws nothing of the prompted colour (chance 12.5) and nothing the judge accepts;
+#: a broken text path garbles the numbers (the checkpoints trained on plain text rows scored 0-4),
+#: below the 8 that always answering the test set's most common number earns, and a model that has
+#: lost text pretraining counts 16-21 (the builds before it).
 BANDS = {
     ("stage1", "easyvqa", "Overall/acc"): (78, 96),
+    ("stage1", "toy_count", "exact_match,flexible-extract"): (35, 80),
     ("stage2", "easyvqa", "Overall/acc"): (73, 93),
     ("stage3", "easyvqa", "Overall/acc"): (75, 95),
-    ("stage3", "easyvqa_t2i", "both"): (45, 90),
+    ("stage3", "easyvqa_t2i", "both"): (60, 100),
     ("stage3", "easyvqa_t2i", "color"): (75, 100),
-    ("stage3", "toy_count", "exact_match,flexible-extract"): (8, 35),
+    ("stage3", "toy_count", "exact_match,flexible-extract"): (35, 80),
 }
 
 
@@ -59,7 +61,7 @@ def test_committed_stage_weights_are_small():
     files = [ASSETS / "toy" / "mmada" / stage / name for stage in STAGES for name in ("config.json", "model.safetensors")]
     assert sum(f.stat().st_size for f in files) < 30 * 2**20
     report = json.loads((ASSETS / "toy" / "mmada" / "train.json").read_text())
-    assert set(report["stages"]) == set(STAGES)
+    assert set(report["stages"]) == {"text", *STAGES}  # text pretraining first; no preset of its own
 
 
 @pytest.mark.slow

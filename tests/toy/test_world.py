@@ -145,3 +145,22 @@ def test_trainer_readers_accept_every_exported_format(exported):
                for row in json.loads((folder / "vqa_shape_test.json").read_text()))
     cot = read_source("mmu", DataSource(path=str(folder / "vqa_cot_test.jsonl"), format="chat_jsonl", cot=True))
     assert len(cot) == 9673 and "<think>shape is" in cot[0]["chat"]
+
+
+def test_pretraining_problems_are_the_train_stream_without_test_questions():
+    """Text pretraining sees the train split's problems and more of the same stream, never a test
+    question, and every row fits the text phase's 75-token rows (truncation would cut the answer)."""
+    from transformers import AutoTokenizer
+
+    from mmada_bench.model.presets import ASSETS
+    from mmada_bench.toy.arithmetic import pretraining_problems
+    from mmada_bench.toy.export import text_rows
+    from mmada_bench.toy.mmada_training import TEXT_ONLY
+
+    problems = pretraining_problems()
+    assert len(problems) == 5909 and problems[:2000] == shape_problems("train")
+    assert len({r["question"] for r in problems}) == len(problems)
+    assert not {r["question"] for r in problems} & {r["question"] for r in shape_problems("test")}
+    tokenizer = AutoTokenizer.from_pretrained(ASSETS / "toy" / "tokenizer")
+    longest = max(len(tokenizer(r["prompt"] + r["completion"])["input_ids"]) for r in text_rows(problems))
+    assert longest + 2 <= TEXT_ONLY + 1 + 64 + 2  # BOS and one EOS within M + 1 + image positions + 2
